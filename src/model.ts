@@ -1,0 +1,131 @@
+/**
+ * Feed-forward rectified nets (Definition 3 of Dinh et al. 2017):
+ *   y = phi(... phi(x·theta_1 + b_1) ...)·theta_K + b_K
+ * with phi = ReLU or leaky ReLU on every hidden layer and a linear output layer.
+ *
+ * Flat parameter layout. Every algorithm sees one vector theta of dimension n. Layer k (0-based)
+ * contributes, in this order:
+ *   weight W_k, shape [out_k, in_k], row-major (PyTorch's nn.Linear layout, so W_k = theta_{k+1}^T
+ *           in the paper's notation: z = a·W_k^T + b_k);
+ *   bias   b_k, shape [out_k] (only when the layer has a bias).
+ * Tensor names follow PyTorch's nn.Sequential of Linear and ReLU modules: the k-th Linear sits at
+ * index 2k, so its tensors are "2k.weight" and "2k.bias".
+ */
+import { InputError } from "./errors.ts";
+
+export type Activation =
+  | { kind: "relu" }
+  | { kind: "leaky_relu"; slope: number };
+
+export interface LayerSpec {
+  inFeatures: number;
+  outFeatures: number;
+  bias: boolean;
+}
+
+export interface ModelSpec {
+  layers: LayerSpec[];
+  activation: Activation;
+}
+
+/** Where one named tensor lives inside the flat parameter vector. */
+export interface TensorView {
+  name: string;
+  layer: number;
+  role: "weight" | "bias";
+  offset: number;
+  shape: number[];
+  size: number;
+}
+
+export interface ParameterLayout {
+  dim: number;
+  views: TensorView[];
+  /** Per layer: offset of the weight, and of the bias (-1 when absent). */
+  layers: { weightOffset: number; biasOffset: number }[];
+}
+
+/** A model: its architecture and a flat parameter vector in the layout above. */
+export interface Model {
+  spec: ModelSpec;
+  theta: Float64Array;
+}
+
+export type LossKind = "ce" | "mse" | "logistic";
+export const LOSS_KINDS: readonly LossKind[] = ["ce", "mse", "logistic"];
+
+/** Builds a spec from widths [d_0, d_1, ..., d_K]; `bias` may be per layer. */
+export function mlpSpec(
+  widths: number[],
+  options: { bias?: boolean | boolean[]; activation?: Activation } = {},
+): ModelSpec {
+  if (widths.length < 2) throw new InputError(`an MLP needs at least an input and an output width, got [${widths}]`);
+  const layers: LayerSpec[] = [];
+  for (let k = 0; k + 1 < widths.length; k++) {
+    const bias = Array.isArray(options.bias) ? options.bias[k] ?? true : options.bias ?? true;
+    layers.push({ inFeatures: widths[k], outFeatures: widths[k + 1], bias });
+  }
+  const spec = { layers, activation: options.activation ?? { kind: "relu" as const } };
+  validateSpec(spec);
+  return spec;
+}
+
+export function validateSpec(spec: ModelSpec): void {
+  if (!spec.layers || spec.layers.length === 0) throw new InputError("model has no layers");
+  spec.layers.forEach((l, k) => {
+    for (const key of ["inFeatures", "outFeatures"] as const) {
+      if (!Number.isInteger(l[key]) || l[key] < 1) {
+        throw new InputError(`layer ${k}: ${key} must be a positive integer, got ${l[key]}`);
+      }
+    }
+    if (k > 0 && l.inFeatures !== spec.layers[k - 1].outFeatures) {
+      throw new InputError(
+        `layer ${k} takes ${l.inFeatures} inputs but layer ${k - 1} gives ${spec.layers[k - 1].outFeatures} outputs`,
+      );
+    }
+  });
+  const a = spec.activation;
+  if (a.kind === "leaky_relu") {
+    if (!Number.isFinite(a.slope)) throw new InputError(`leaky_relu slope must be finite, got ${a.slope}`);
+  } else if (a.kind !== "relu") {
+    throw new InputError(`unsupported activation ${(a as { kind: string }).kind}: use relu or leaky_relu`);
+  }
+}
+
+export function parameterLayout(spec: ModelSpec): ParameterLayout {
+  const views: TensorView[] = [];
+  const layers: ParameterLayout["layers"] = [];
+  let offset = 0;
+  spec.layers.forEach((l, k) => {
+    const weightOffset = offset;
+    const wSize = l.outFeatures * l.inFeatures;
+    views.push({ name: `${2 * k}.weight`, layer: k, role: "weight", offset, shape: [l.outFeatures, l.inFeatures], size: wSize });
+    offset += wSize;
+    let biasOffset = -1;
+    if (l.bias) {
+      biasOffset = offset;
+      views.push({ name: `${2 * k}.bias`, layer: k, role: "bias", offset, shape: [l.outFeatures], size: l.outFeatures });
+      offset += l.outFeatures;
+    }
+    layers.push({ weightOffset, biasOffset });
+  });
+  return { dim: offset, views, layers };
+}
+
+export function inputWidth(spec: ModelSpec): number {
+  return spec.layers[0].inFeatures;
+}
+
+export function outputWidth(spec: ModelSpec): number {
+  return spec.layers[spec.layers.length - 1].outFeatures;
+}
+
+/** Slope of phi on the negative side: 0 for ReLU. phi'(z) = z > 0 ? 1 : slope (phi'(0) = slope, as PyTorch). */
+export function negativeSlope(a: Activation): number {
+  return a.kind === "leaky_relu" ? a.slope : 0;
+}
+
+/** FLOPs of one forward pass over `batch` samples (multiply-adds counted as 2). */
+export function forwardFlops(spec: ModelSpec, batch: number): number {
+  return spec.layers.reduce((s, l) => s + 2 * batch * l.inFeatures * l.outFeatures, 0);
+}

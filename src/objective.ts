@@ -1,0 +1,58 @@
+/**
+ * The seam every algorithm uses: a vector space (where vectors live: float64 arrays on the CPU,
+ * f32 buffers on the GPU) and an objective L(theta) over a fixed dataset with its gradient and
+ * exact Hessian-vector products. The GPU engine and the float64 CPU reference implement the same
+ * interfaces, so metrics, transforms and tests run unchanged on either.
+ */
+import type { LossKind, ModelSpec } from "./model.ts";
+
+export interface VectorSpace<V> {
+  readonly dim: number;
+  /** A new vector of zeros. The caller owns it and calls dispose(). */
+  zeros(): V;
+  fromArray(values: ArrayLike<number>): V;
+  /** Reads a vector back (asynchronously on the GPU). */
+  toArray(v: V): Promise<Float64Array>;
+  /** Overwrites a vector with host values. */
+  write(v: V, values: ArrayLike<number>): void;
+  dot(a: V, b: V): Promise<number>;
+  /** y <- y + alpha x */
+  axpy(alpha: number, x: V, y: V): void;
+  /** x <- alpha x */
+  scale(alpha: number, x: V): void;
+  /** dst <- src */
+  copy(src: V, dst: V): void;
+  dispose(v: V): void;
+}
+
+/** How many passes an objective has run: metrics report their cost in these units. */
+export interface PassCounters {
+  forward: number;
+  gradient: number;
+  hvp: number;
+  /** HVP directions computed through hvpBlock (k per call). */
+  blockHvpDirections: number;
+}
+
+export interface Objective<V> {
+  readonly spec: ModelSpec;
+  readonly lossKind: LossKind;
+  readonly sampleCount: number;
+  readonly space: VectorSpace<V>;
+  readonly counters: PassCounters;
+  /** L(theta), the mean loss over the whole dataset. */
+  loss(theta: V): Promise<number>;
+  /** Writes grad L(theta) into `out`; returns L(theta). */
+  gradient(theta: V, out: V): Promise<number>;
+  /** Writes H(theta) v into `out`: the exact Hessian (Pearlmutter's R-operator), not Gauss-Newton. */
+  hvp(theta: V, v: V, out: V): Promise<void>;
+  /** Writes H vs[j] into outs[j] for every j, sharing one data pass. */
+  hvpBlock(theta: V, vs: V[], outs: V[]): Promise<void>;
+  /** Network outputs z_K, row-major [N, outputs], as float64 on the host. */
+  outputs(theta: V): Promise<Float64Array>;
+  dispose(): void;
+}
+
+export function zeroCounters(): PassCounters {
+  return { forward: 0, gradient: 0, hvp: 0, blockHvpDirections: 0 };
+}

@@ -1,0 +1,296 @@
+/**
+ * Float64 CPU reference engine: forward pass, loss, gradient (backpropagation) and exact
+ * Hessian-vector products by Pearlmutter's R-operator (Pearlmutter 1994), written as plain loops
+ * so each line can be checked against the derivation. It mirrors the WGSL kernels in `shaders/`
+ * step by step (same layouts, same order of passes) and is the oracle the GPU engine is tested
+ * against; it is also an explicit fallback where WebGPU is missing.
+ *
+ * Notation (per layer k = 0..K-1, batch of B samples):
+ *   z_k = a_{k-1} W_k^T + b_k,   a_k = phi(z_k) (hidden layers),   a_{-1} = x,   output y = z_{K-1}
+ *   delta_k = dL/dz_k:   delta_{k-1} = (delta_k W_k) ⊙ phi'(z_{k-1})
+ *   dL/dW_k = delta_k^T a_{k-1},   dL/db_k = sum over samples of delta_k
+ * R-operator along v = (V_k, c_k):
+ *   Rz_k = Ra_{k-1} W_k^T + a_{k-1} V_k^T + c_k,   Ra_k = phi'(z_k) ⊙ Rz_k   (phi'' = 0 a.e.)
+ *   Rdelta_{K-1} = d²L/dz² · Rz_{K-1}   (loss curvature, below)
+ *   Rdelta_{k-1} = (Rdelta_k W_k + delta_k V_k) ⊙ phi'(z_{k-1})
+ *   (Hv)_{W_k} = Rdelta_k^T a_{k-1} + delta_k^T Ra_{k-1},   (Hv)_{b_k} = sum over samples of Rdelta_k
+ * The delta_k V_k and delta_k^T Ra_{k-1} terms are the cross-layer terms that Gauss-Newton drops.
+ */
+import { type Dataset, validateDataset } from "../data.ts";
+import { InputError, assertFinite } from "../errors.ts";
+import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, validateSpec } from "../model.ts";
+import type { Objective, VectorSpace } from "../objective.ts";
+import { zeroCounters } from "../objective.ts";
+import { lossCurvature, lossValueAndGradient } from "./losses.ts";
+
+/** Dense float64 vectors on the host. */
+export class HostVectorSpace implements VectorSpace<Float64Array> {
+  constructor(readonly dim: number) {}
+  zeros(): Float64Array {
+    return new Float64Array(this.dim);
+  }
+  fromArray(values: ArrayLike<number>): Float64Array {
+    this.checkLength(values.length);
+    return Float64Array.from(values);
+  }
+  toArray(v: Float64Array): Promise<Float64Array> {
+    return Promise.resolve(Float64Array.from(v));
+  }
+  write(v: Float64Array, values: ArrayLike<number>): void {
+    this.checkLength(values.length);
+    v.set(values);
+  }
+  dot(a: Float64Array, b: Float64Array): Promise<number> {
+    let s = 0;
+    for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+    return Promise.resolve(s);
+  }
+  axpy(alpha: number, x: Float64Array, y: Float64Array): void {
+    for (let i = 0; i < y.length; i++) y[i] += alpha * x[i];
+  }
+  scale(alpha: number, x: Float64Array): void {
+    for (let i = 0; i < x.length; i++) x[i] *= alpha;
+  }
+  copy(src: Float64Array, dst: Float64Array): void {
+    dst.set(src);
+  }
+  dispose(_v: Float64Array): void {}
+  private checkLength(n: number) {
+    if (n !== this.dim) throw new InputError(`vector has ${n} entries, the parameter space has ${this.dim}`);
+  }
+}
+
+interface ForwardState {
+  /** z_k per layer, [B, out_k] */
+  z: Float64Array[];
+  /** a_k = phi(z_k) per hidden layer; a[0] is the input x. a[k] is the input of layer k. */
+  a: Float64Array[];
+}
+
+export class ReferenceObjective implements Objective<Float64Array> {
+  readonly space: HostVectorSpace;
+  readonly counters = zeroCounters();
+  readonly sampleCount: number;
+  private readonly layout;
+  private readonly slope: number;
+  private readonly x: Float64Array;
+
+  constructor(readonly spec: ModelSpec, readonly data: Dataset, readonly lossKind: LossKind) {
+    validateSpec(spec);
+    validateDataset(spec, data, lossKind);
+    this.layout = parameterLayout(spec);
+    this.space = new HostVectorSpace(this.layout.dim);
+    this.slope = negativeSlope(spec.activation);
+    this.sampleCount = data.n;
+    this.x = Float64Array.from(data.x);
+  }
+
+  loss(theta: Float64Array): Promise<number> {
+    this.checkTheta(theta);
+    this.counters.forward++;
+    const st = this.forward(theta);
+    return Promise.resolve(this.lossAndDelta(st).loss);
+  }
+
+  outputs(theta: Float64Array): Promise<Float64Array> {
+    this.checkTheta(theta);
+    this.counters.forward++;
+    const st = this.forward(theta);
+    return Promise.resolve(st.z[st.z.length - 1]);
+  }
+
+  gradient(theta: Float64Array, out: Float64Array): Promise<number> {
+    this.checkTheta(theta);
+    this.counters.gradient++;
+    const st = this.forward(theta);
+    const { loss, delta } = this.lossAndDelta(st);
+    out.fill(0);
+    this.backward(theta, st, delta, out);
+    return Promise.resolve(loss);
+  }
+
+  hvp(theta: Float64Array, v: Float64Array, out: Float64Array): Promise<void> {
+    this.checkTheta(theta);
+    this.counters.hvp++;
+    const st = this.forward(theta);
+    const { delta } = this.lossAndDelta(st);
+    const deltas = this.backwardDeltas(theta, st, delta);
+    this.rOperator(theta, v, st, deltas, out);
+    return Promise.resolve();
+  }
+
+  async hvpBlock(theta: Float64Array, vs: Float64Array[], outs: Float64Array[]): Promise<void> {
+    if (vs.length !== outs.length) throw new InputError(`hvpBlock got ${vs.length} vectors but ${outs.length} outputs`);
+    this.checkTheta(theta);
+    this.counters.blockHvpDirections += vs.length;
+    const st = this.forward(theta);
+    const { delta } = this.lossAndDelta(st);
+    const deltas = this.backwardDeltas(theta, st, delta);
+    vs.forEach((v, j) => this.rOperator(theta, v, st, deltas, outs[j]));
+  }
+
+  dispose(): void {}
+
+  /** Dense Hessian by n HVPs against the unit vectors (tiny nets only). Row-major [n, n]. */
+  async denseHessian(theta: Float64Array): Promise<Float64Array> {
+    const n = this.layout.dim;
+    const h = new Float64Array(n * n);
+    const e = new Float64Array(n);
+    const col = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      e.fill(0);
+      e[i] = 1;
+      await this.hvp(theta, e, col);
+      h.set(col, i * n);
+    }
+    return h;
+  }
+
+  /** Minimum |z| over every hidden pre-activation: how close the data sits to a ReLU kink. */
+  minHiddenPreactivation(theta: Float64Array): number {
+    const st = this.forward(theta);
+    let m = Infinity;
+    for (let k = 0; k + 1 < st.z.length; k++) for (const v of st.z[k]) m = Math.min(m, Math.abs(v));
+    return m;
+  }
+
+  private checkTheta(theta: Float64Array) {
+    if (theta.length !== this.layout.dim) {
+      throw new InputError(`theta has ${theta.length} entries, the model has ${this.layout.dim} parameters`);
+    }
+    assertFinite("theta", theta);
+  }
+
+  private forward(theta: Float64Array): ForwardState {
+    const B = this.data.n;
+    const z: Float64Array[] = [];
+    const a: Float64Array[] = [this.x];
+    this.spec.layers.forEach((l, k) => {
+      const { weightOffset, biasOffset } = this.layout.layers[k];
+      const zk = new Float64Array(B * l.outFeatures);
+      const input = a[k];
+      for (let s = 0; s < B; s++) {
+        for (let o = 0; o < l.outFeatures; o++) {
+          let acc = biasOffset >= 0 ? theta[biasOffset + o] : 0;
+          for (let i = 0; i < l.inFeatures; i++) {
+            acc += input[s * l.inFeatures + i] * theta[weightOffset + o * l.inFeatures + i];
+          }
+          zk[s * l.outFeatures + o] = acc;
+        }
+      }
+      z.push(zk);
+      if (k + 1 < this.spec.layers.length) a.push(zk.map((v) => (v > 0 ? v : this.slope * v)));
+    });
+    return { z, a };
+  }
+
+  private lossAndDelta(st: ForwardState): { loss: number; delta: Float64Array } {
+    return lossValueAndGradient(this.lossKind, st.z[st.z.length - 1], this.data, outputWidth(this.spec));
+  }
+
+  /** delta_k for every layer, from delta_{K-1} = dL/dz_{K-1}. */
+  private backwardDeltas(theta: Float64Array, st: ForwardState, deltaOut: Float64Array): Float64Array[] {
+    const K = this.spec.layers.length;
+    const deltas: Float64Array[] = new Array(K);
+    deltas[K - 1] = deltaOut;
+    for (let k = K - 1; k > 0; k--) {
+      deltas[k - 1] = this.backProject(theta, k, deltas[k], st.z[k - 1]);
+    }
+    return deltas;
+  }
+
+  /** (d W_k) ⊙ phi'(z_{k-1}), d of shape [B, out_k]. */
+  private backProject(theta: Float64Array, k: number, d: Float64Array, zPrev: Float64Array, add?: Float64Array) {
+    const l = this.spec.layers[k];
+    const B = this.data.n;
+    const w = this.layout.layers[k].weightOffset;
+    const result = new Float64Array(B * l.inFeatures);
+    for (let s = 0; s < B; s++) {
+      for (let i = 0; i < l.inFeatures; i++) {
+        let acc = add ? add[s * l.inFeatures + i] : 0;
+        for (let o = 0; o < l.outFeatures; o++) acc += d[s * l.outFeatures + o] * theta[w + o * l.inFeatures + i];
+        const zp = zPrev[s * l.inFeatures + i];
+        result[s * l.inFeatures + i] = zp > 0 ? acc : this.slope * acc;
+      }
+    }
+    return result;
+  }
+
+  private backward(theta: Float64Array, st: ForwardState, deltaOut: Float64Array, grad: Float64Array) {
+    const deltas = this.backwardDeltas(theta, st, deltaOut);
+    this.spec.layers.forEach((_, k) => this.accumulateLayerGradient(k, deltas[k], st.a[k], grad));
+  }
+
+  /** grad_{W_k} += d^T a, grad_{b_k} += column sums of d. */
+  private accumulateLayerGradient(k: number, d: Float64Array, input: Float64Array, grad: Float64Array, withBias = true) {
+    const l = this.spec.layers[k];
+    const B = this.data.n;
+    const { weightOffset, biasOffset } = this.layout.layers[k];
+    for (let o = 0; o < l.outFeatures; o++) {
+      for (let i = 0; i < l.inFeatures; i++) {
+        let acc = 0;
+        for (let s = 0; s < B; s++) acc += d[s * l.outFeatures + o] * input[s * l.inFeatures + i];
+        grad[weightOffset + o * l.inFeatures + i] += acc;
+      }
+      if (withBias && biasOffset >= 0) {
+        let acc = 0;
+        for (let s = 0; s < B; s++) acc += d[s * l.outFeatures + o];
+        grad[biasOffset + o] += acc;
+      }
+    }
+  }
+
+  /** Pearlmutter's R-operator: writes H v into out. */
+  private rOperator(theta: Float64Array, v: Float64Array, st: ForwardState, deltas: Float64Array[], out: Float64Array) {
+    if (v.length !== this.layout.dim) throw new InputError(`v has ${v.length} entries, the model has ${this.layout.dim} parameters`);
+    const K = this.spec.layers.length;
+    const B = this.data.n;
+    // Tangent forward pass: Ra[k] is the tangent of the input of layer k (Ra[0] = 0: x does not move).
+    const Ra: Float64Array[] = [new Float64Array(this.x.length)];
+    let RzOut = new Float64Array(0);
+    for (let k = 0; k < K; k++) {
+      const l = this.spec.layers[k];
+      const { weightOffset: w, biasOffset: b } = this.layout.layers[k];
+      const rz = new Float64Array(B * l.outFeatures);
+      for (let s = 0; s < B; s++) {
+        for (let o = 0; o < l.outFeatures; o++) {
+          let acc = b >= 0 ? v[b + o] : 0;
+          for (let i = 0; i < l.inFeatures; i++) {
+            const idx = s * l.inFeatures + i;
+            acc += Ra[k][idx] * theta[w + o * l.inFeatures + i] + st.a[k][idx] * v[w + o * l.inFeatures + i];
+          }
+          rz[s * l.outFeatures + o] = acc;
+        }
+      }
+      if (k + 1 < K) Ra.push(rz.map((r, idx) => (st.z[k][idx] > 0 ? r : this.slope * r)));
+      else RzOut = rz;
+    }
+    // Backward pass of the tangents.
+    let Rdelta = lossCurvature(this.lossKind, st.z[K - 1], RzOut, this.data.n, outputWidth(this.spec));
+    out.fill(0);
+    for (let k = K - 1; k >= 0; k--) {
+      this.accumulateLayerGradient(k, Rdelta, st.a[k], out);
+      this.accumulateLayerGradient(k, deltas[k], Ra[k], out, false);
+      if (k > 0) {
+        const crossTerm = this.projectWithWeights(v, k, deltas[k]);
+        Rdelta = this.backProject(theta, k, Rdelta, st.z[k - 1], crossTerm);
+      }
+    }
+  }
+
+  /** d V_k (no mask): the delta_k V_k cross-layer term, [B, in_k]. */
+  private projectWithWeights(v: Float64Array, k: number, d: Float64Array): Float64Array {
+    const l = this.spec.layers[k];
+    const B = this.data.n;
+    const w = this.layout.layers[k].weightOffset;
+    const r = new Float64Array(B * l.inFeatures);
+    for (let s = 0; s < B; s++) {
+      for (let i = 0; i < l.inFeatures; i++) {
+        let acc = 0;
+        for (let o = 0; o < l.outFeatures; o++) acc += d[s * l.outFeatures + o] * v[w + o * l.inFeatures + i];
+        r[s * l.inFeatures + i] = acc;
+      }
+    }
+    return r;
+  }
+}

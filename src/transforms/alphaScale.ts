@@ -1,0 +1,38 @@
+/**
+ * The alpha-scale transformation T_alpha (Dinh et al. 2017, Definition 5 and its K-layer form):
+ * theta_k -> alpha_k theta_k with prod_k alpha_k = 1. By non-negative homogeneity of (leaky) ReLU,
+ * phi(alpha z) = alpha phi(z) for alpha > 0, so the network function is unchanged when each bias is
+ * scaled by the product of the alphas up to its layer (Appendix B): b_k -> (prod_{j<=k} alpha_j) b_k.
+ * The map is linear and diagonal, T_alpha(theta) = D_alpha theta, so
+ *   grad L(T_alpha theta) = D_alpha^{-1} grad L(theta),   H(T_alpha theta) = D_alpha^{-1} H(theta) D_alpha^{-1}.
+ */
+import { InputError } from "../errors.ts";
+import { type ModelSpec, parameterLayout } from "../model.ts";
+
+/** The diagonal of D_alpha in the flat layout. */
+export function alphaScaleDiagonal(spec: ModelSpec, alphas: number[], tolerance = 1e-9): Float64Array {
+  const K = spec.layers.length;
+  if (alphas.length !== K) throw new InputError(`T_alpha needs ${K} alphas (one per layer), got ${alphas.length}`);
+  alphas.forEach((a, k) => {
+    if (!(a > 0) || !Number.isFinite(a)) throw new InputError(`alpha_${k + 1} must be positive and finite, got ${a}`);
+  });
+  const logProduct = alphas.reduce((s, a) => s + Math.log(a), 0);
+  if (Math.abs(logProduct) > tolerance * K) {
+    throw new InputError(`the alphas must multiply to 1 (T_alpha keeps the function only then), their product is ${Math.exp(logProduct)}`);
+  }
+  const layout = parameterLayout(spec);
+  const d = new Float64Array(layout.dim);
+  let cumulative = 1;
+  layout.layers.forEach(({ weightOffset, biasOffset }, k) => {
+    cumulative *= alphas[k];
+    const l = spec.layers[k];
+    d.fill(alphas[k], weightOffset, weightOffset + l.inFeatures * l.outFeatures);
+    if (biasOffset >= 0) d.fill(cumulative, biasOffset, biasOffset + l.outFeatures);
+  });
+  return d;
+}
+
+export function alphaScale(spec: ModelSpec, theta: Float64Array, alphas: number[]): Float64Array {
+  const d = alphaScaleDiagonal(spec, alphas);
+  return theta.map((t, i) => t * d[i]);
+}
