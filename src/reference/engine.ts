@@ -146,11 +146,14 @@ export class ReferenceObjective implements Objective<Float64Array> {
     return h;
   }
 
-  /** Minimum |z| over every hidden pre-activation: how close the data sits to a ReLU kink. */
+  /**
+   * Minimum nonzero |z| over every hidden pre-activation: how close the data sits to a ReLU kink.
+   * Exact zeros (a dead unit feeding a bias-free one) are skipped: f32 and f64 agree on those.
+   */
   minHiddenPreactivation(theta: Float64Array): number {
     const st = this.forward(theta);
     let m = Infinity;
-    for (let k = 0; k + 1 < st.z.length; k++) for (const v of st.z[k]) m = Math.min(m, Math.abs(v));
+    for (let k = 0; k + 1 < st.z.length; k++) for (const v of st.z[k]) if (v !== 0) m = Math.min(m, Math.abs(v));
     return m;
   }
 

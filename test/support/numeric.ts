@@ -26,7 +26,7 @@ export interface TestCase {
 /** A seeded problem whose parameters are exactly representable in f32 (so both engines see the same theta). */
 export function makeCase(o: CaseOptions): TestCase {
   const spec = mlpSpec(o.widths, { bias: o.bias ?? true, activation: o.activation });
-  for (let attempt = 0; attempt < 50; attempt++) {
+  for (let attempt = 0; attempt < 200; attempt++) {
     const seed = (o.seed ?? 1) + 1000 * attempt;
     const data = randomDataset(spec, o.batch, o.loss, seed);
     const theta = Float64Array.from(Float32Array.from(initParameters(spec, seed + 7)));

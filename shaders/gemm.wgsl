@@ -1,0 +1,100 @@
+// gemm.wgsl: batched, strided matrix product with fused epilogue, register-blocked.
+//   C[b][m, n] = mask'( alpha * sum_k A[b][m, k] * B[b][k, n]  (+ C_old[b][m, n])  (+ bias[b][n]) )
+// where mask'(x) = x * phi'(Mask[b][m, n]), phi'(z) = z > 0 ? 1 : slope (ReLU: slope 0).
+// Every operand is addressed as offset + b*strideBatch + row*strideRow + col*strideCol, so one
+// kernel serves the forward product a·W^T, the backward products delta·W and delta^T·a, and the
+// batched tangent products of block HVPs (stride 0 broadcasts an operand over the batch).
+// Bindings: 0 A (read), 1 B (read), 2 bias (read), 3 mask (read), 4 C (read_write), 5 params (uniform).
+// Workgroup WG_X x WG_Y threads, each computing a TM x TN tile of C (no workgroup memory: on
+// software WebGPU register blocking is ~20x faster than shared-memory tiling, webgpu-notes.md).
+// The k loop runs in order 0..K-1 for every output, so results are deterministic.
+// CPU twin: ReferenceObjective's forward / backProject / accumulateLayerGradient (src/reference/engine.ts).
+
+struct Params {
+  m: u32, n: u32, k: u32, flags: u32,
+  offA: u32, sAm: u32, sAk: u32, sAb: u32,
+  offB: u32, sBk: u32, sBn: u32, sBb: u32,
+  offC: u32, sCm: u32, sCn: u32, sCb: u32,
+  offBias: u32, sBiasB: u32, offMask: u32, sMaskM: u32,
+  sMaskN: u32, sMaskB: u32, alpha: f32, slope: f32,
+}
+
+const FLAG_ACCUMULATE: u32 = 1u;
+const FLAG_BIAS: u32 = 2u;
+const FLAG_MASK: u32 = 4u;
+const TM: u32 = 4u;
+const TN: u32 = 4u;
+override WG_X: u32 = 8u;
+override WG_Y: u32 = 8u;
+
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> mask: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row0 = gid.y * TM;
+  let col0 = gid.x * TN;
+  let b = gid.z;
+  if (row0 >= p.m || col0 >= p.n) {
+    return;
+  }
+  let aBase = p.offA + b * p.sAb;
+  let bBase = p.offB + b * p.sBb;
+  // Clamp out-of-range rows/columns to the last valid one: loads stay in bounds without branches;
+  // the duplicated results are simply not stored.
+  var aRow: array<u32, TM>;
+  var bCol: array<u32, TN>;
+  for (var i = 0u; i < TM; i++) {
+    aRow[i] = aBase + min(row0 + i, p.m - 1u) * p.sAm;
+  }
+  for (var j = 0u; j < TN; j++) {
+    bCol[j] = bBase + min(col0 + j, p.n - 1u) * p.sBn;
+  }
+  var acc: array<array<f32, TN>, TM>;
+  for (var kk = 0u; kk < p.k; kk++) {
+    var av: array<f32, TM>;
+    var bv: array<f32, TN>;
+    let aK = kk * p.sAk;
+    let bK = kk * p.sBk;
+    for (var i = 0u; i < TM; i++) {
+      av[i] = A[aRow[i] + aK];
+    }
+    for (var j = 0u; j < TN; j++) {
+      bv[j] = B[bCol[j] + bK];
+    }
+    for (var i = 0u; i < TM; i++) {
+      for (var j = 0u; j < TN; j++) {
+        acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+      }
+    }
+  }
+  for (var i = 0u; i < TM; i++) {
+    let row = row0 + i;
+    if (row >= p.m) {
+      break;
+    }
+    for (var j = 0u; j < TN; j++) {
+      let col = col0 + j;
+      if (col >= p.n) {
+        break;
+      }
+      let ci = p.offC + b * p.sCb + row * p.sCm + col * p.sCn;
+      var value = p.alpha * acc[i][j];
+      if ((p.flags & FLAG_ACCUMULATE) != 0u) {
+        value += C[ci];
+      }
+      if ((p.flags & FLAG_BIAS) != 0u) {
+        value += bias[p.offBias + b * p.sBiasB + col];
+      }
+      if ((p.flags & FLAG_MASK) != 0u) {
+        let z = mask[p.offMask + b * p.sMaskB + row * p.sMaskM + col * p.sMaskN];
+        value = select(p.slope * value, value, z > 0.0);
+      }
+      C[ci] = value;
+    }
+  }
+}

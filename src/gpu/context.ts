@@ -1,0 +1,237 @@
+/**
+ * One context per GPU device: the adapter and its limits, a pipeline cache keyed by WGSL text and
+ * constants (with in-flight compile de-duplication), explicit bind-group layouts, a buffer pool
+ * with counters, labelled GPU objects, and WebGPU failures turned into typed errors:
+ * compile errors (with line:col), validation and out-of-memory errors (through error scopes) and
+ * device loss (every later call throws DeviceLostError).
+ */
+import {
+  DeviceLimitError,
+  DeviceLostError,
+  GpuValidationError,
+  ShaderCompileError,
+  WebGPUUnavailableError,
+} from "../errors.ts";
+import { WGSL, type ShaderName } from "./shaders.generated.ts";
+import { BufferPool } from "./pool.ts";
+
+export type BindingKind = "read" | "write" | "uniform";
+
+export interface KernelDescriptor {
+  shader: ShaderName;
+  bindings: BindingKind[];
+  constants?: Record<string, number>;
+}
+
+export interface Kernel {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  descriptor: KernelDescriptor;
+}
+
+export interface ContextOptions {
+  /** Use this adapter instead of requesting one. */
+  adapter?: GPUAdapter;
+  powerPreference?: GPUPowerPreference;
+  /** navigator.gpu by default; pass another GPU object (e.g. from Node's `webgpu` package). */
+  gpu?: GPU;
+}
+
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|warp/i;
+
+export class GpuContext {
+  readonly pool: BufferPool;
+  private readonly kernels = new Map<string, Promise<Kernel>>();
+  private lostMessage: string | null = null;
+  private readonly uncaptured: string[] = [];
+
+  private constructor(
+    readonly adapter: GPUAdapter,
+    readonly device: GPUDevice,
+    readonly adapterInfo: GPUAdapterInfo,
+  ) {
+    this.pool = new BufferPool(device);
+    device.lost.then((info) => {
+      this.lostMessage = `${info.reason}: ${info.message}`;
+    });
+    device.addEventListener("uncapturederror", (event) => {
+      this.uncaptured.push((event as GPUUncapturedErrorEvent).error.message);
+    });
+  }
+
+  static async create(options: ContextOptions = {}): Promise<GpuContext> {
+    const gpu = options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
+    if (!gpu) {
+      throw new WebGPUUnavailableError(
+        "WebGPU is not available in this runtime (navigator.gpu is missing). Use Deno, or Chromium with " +
+          "--enable-unsafe-webgpu; on Linux without a GPU install Mesa's Vulkan driver (apt-get install mesa-vulkan-drivers).",
+      );
+    }
+    let adapter = options.adapter ?? null;
+    // Chromium's SwiftShader rarely returns null on the first request: try twice.
+    for (let attempt = 0; !adapter && attempt < 2; attempt++) {
+      adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? "high-performance" });
+    }
+    if (!adapter) {
+      throw new WebGPUUnavailableError(
+        "navigator.gpu.requestAdapter() returned no adapter: no usable GPU or Vulkan driver " +
+          "(on Linux without a GPU: apt-get install mesa-vulkan-drivers).",
+      );
+    }
+    // Ask for the adapter's own storage limits: the defaults (128 MiB bindings) are often lower.
+    const requiredLimits: Record<string, number> = {};
+    for (const key of ["maxStorageBufferBindingSize", "maxBufferSize", "maxStorageBuffersPerShaderStage", "maxComputeWorkgroupsPerDimension"] as const) {
+      requiredLimits[key] = adapter.limits[key];
+    }
+    const device = await adapter.requestDevice({ requiredLimits, label: "flatness" });
+    const info = adapter.info ?? ({ vendor: "", architecture: "", device: "", description: "" } as GPUAdapterInfo);
+    return new GpuContext(adapter, device, info);
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /** True on CPU-emulated WebGPU (lavapipe, SwiftShader): kernels then prefer register blocking. */
+  get isSoftware(): boolean {
+    const a = this.adapter as GPUAdapter & { isFallbackAdapter?: boolean };
+    const infoFallback = (this.adapterInfo as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter;
+    return Boolean(a.isFallbackAdapter || infoFallback) || SOFTWARE_ADAPTER.test(this.describe());
+  }
+
+  /** A one-line description of the adapter, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  describe(): string {
+    const i = this.adapterInfo;
+    return [i.description, i.vendor, i.architecture, i.device].filter((s) => s && s !== "0").join(" / ") || "unknown adapter";
+  }
+
+  /** Throws DeviceLostError once the device is gone, and reports errors nobody caught. */
+  checkAlive(): void {
+    if (this.lostMessage !== null) {
+      throw new DeviceLostError(`the GPU device was lost (${this.lostMessage}); create a new GpuContext`);
+    }
+    if (this.uncaptured.length > 0) {
+      const messages = this.uncaptured.splice(0);
+      throw new GpuValidationError(`WebGPU reported: ${messages.join("; ")}`);
+    }
+  }
+
+  /** Checks a storage binding against maxStorageBufferBindingSize, naming the tensor. */
+  checkBindingSize(label: string, bytes: number): void {
+    const limit = this.limits.maxStorageBufferBindingSize;
+    if (bytes > limit) {
+      throw new DeviceLimitError(
+        `${label} needs a ${bytes}-byte storage binding but this device allows at most ${limit} bytes ` +
+          `(maxStorageBufferBindingSize); use a smaller chunk or model`,
+      );
+    }
+  }
+
+  /** Compiles (once per device) and returns the pipeline for a kernel. */
+  kernel(descriptor: KernelDescriptor): Promise<Kernel> {
+    this.checkAlive();
+    const key = JSON.stringify([descriptor.shader, descriptor.bindings, descriptor.constants ?? {}]);
+    let pending = this.kernels.get(key);
+    if (!pending) {
+      pending = this.compile(descriptor);
+      this.kernels.set(key, pending);
+      pending.catch(() => this.kernels.delete(key));
+    }
+    return pending;
+  }
+
+  private async compile(descriptor: KernelDescriptor): Promise<Kernel> {
+    const code = WGSL[descriptor.shader];
+    const label = `flatness:${descriptor.shader}${descriptor.constants ? JSON.stringify(descriptor.constants) : ""}`;
+    return await this.withErrorScope(`compiling ${descriptor.shader}.wgsl`, async () => {
+      const module = this.device.createShaderModule({ code, label });
+      const info = await module.getCompilationInfo();
+      const errors = info.messages.filter((m) => m.type === "error");
+      if (errors.length > 0) {
+        throw new ShaderCompileError(
+          `shaders/${descriptor.shader}.wgsl failed to compile:\n` +
+            errors.map((m) => `  ${descriptor.shader}.wgsl:${m.lineNum}:${m.linePos}: ${m.message}`).join("\n"),
+        );
+      }
+      const layout = this.device.createBindGroupLayout({
+        label,
+        entries: descriptor.bindings.map((kind, binding) => ({
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage" },
+        })),
+      });
+      let pipeline: GPUComputePipeline;
+      try {
+        pipeline = await this.device.createComputePipelineAsync({
+          label,
+          layout: this.device.createPipelineLayout({ label, bindGroupLayouts: [layout] }),
+          compute: { module, entryPoint: "main", constants: descriptor.constants },
+        });
+      } catch (e) {
+        throw new ShaderCompileError(`shaders/${descriptor.shader}.wgsl: pipeline creation failed: ${(e as Error).message}`, { cause: e });
+      }
+      return { pipeline, layout, descriptor };
+    });
+  }
+
+  /**
+   * Runs `work` inside validation and out-of-memory error scopes and throws GpuValidationError
+   * (naming `what`) if WebGPU reported anything.
+   */
+  async withErrorScope<T>(what: string, work: () => T | Promise<T>): Promise<T> {
+    this.checkAlive();
+    this.device.pushErrorScope("out-of-memory");
+    this.device.pushErrorScope("validation");
+    let result: T;
+    try {
+      result = await work();
+    } finally {
+      const validation = await this.device.popErrorScope();
+      const oom = await this.device.popErrorScope();
+      this.checkAlive();
+      if (validation) throw new GpuValidationError(`WebGPU validation error while ${what}: ${validation.message}`);
+      if (oom) throw new GpuValidationError(`out of GPU memory while ${what}: ${oom.message}`);
+    }
+    return result;
+  }
+
+  /** A uniform buffer holding `data` (u32/f32 words), labelled. */
+  uniform(label: string, data: ArrayBuffer): GPUBuffer {
+    const buffer = this.device.createBuffer({
+      label: `flatness:uniform:${label}`,
+      size: Math.max(16, Math.ceil(data.byteLength / 16) * 16),
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.device.queue.writeBuffer(buffer, 0, data);
+    return buffer;
+  }
+
+  /** Reads `count` f32 values from `buffer` at element `offset` back to the host. */
+  async readFloats(buffer: GPUBuffer, offset: number, count: number): Promise<Float32Array> {
+    this.checkAlive();
+    const bytes = count * 4;
+    const staging = this.pool.acquire(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, "readback");
+    try {
+      const encoder = this.device.createCommandEncoder({ label: "flatness:readback" });
+      encoder.copyBufferToBuffer(buffer, offset * 4, staging, 0, bytes);
+      this.device.queue.submit([encoder.finish()]);
+      try {
+        await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+      } catch (e) {
+        this.checkAlive();
+        throw new GpuValidationError(`reading ${buffer.label} back failed: ${(e as Error).message}`, { cause: e });
+      }
+      const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+      staging.unmap();
+      return out;
+    } finally {
+      this.pool.release(staging);
+    }
+  }
+
+  destroy(): void {
+    this.pool.destroyAll();
+    this.device.destroy();
+  }
+}

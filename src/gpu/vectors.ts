@@ -1,0 +1,178 @@
+/**
+ * Vectors that stay on the GPU: f32 storage buffers from the context's pool. Only scalars (dot
+ * products) and explicit toArray() calls cross to the host. Each mutation bumps `version`, which
+ * lets engines reuse work done at the same parameters (see GpuObjective's forward-state cache).
+ */
+import { InputError } from "../errors.ts";
+import type { VectorSpace } from "../objective.ts";
+import type { GpuContext, Kernel } from "./context.ts";
+import { reduceGroups } from "./dispatch.ts";
+
+export const VECTOR_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+export class GpuVector {
+  version = 0;
+  disposed = false;
+  constructor(readonly buffer: GPUBuffer, readonly length: number) {}
+}
+
+export class GpuVectorSpace implements VectorSpace<GpuVector> {
+  private readonly partials: GPUBuffer;
+  private readonly result: GPUBuffer;
+  private readonly reduceParams: GPUBuffer;
+  private readonly axpyParams: GPUBuffer;
+  private readonly scaleParams: GPUBuffer;
+  private kernels: { reduce: Kernel; finish: Kernel; axpy: Kernel; scale: Kernel } | null = null;
+
+  private constructor(readonly ctx: GpuContext, readonly dim: number) {
+    const d = ctx.device;
+    this.partials = d.createBuffer({ label: "flatness:dot-partials", size: 256 * 4, usage: GPUBufferUsage.STORAGE });
+    this.result = d.createBuffer({ label: "flatness:dot-result", size: 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const uniform = (label: string) => d.createBuffer({ label, size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.reduceParams = uniform("flatness:dot-params");
+    this.axpyParams = uniform("flatness:axpy-params");
+    this.scaleParams = uniform("flatness:scale-params");
+  }
+
+  static async create(ctx: GpuContext, dim: number): Promise<GpuVectorSpace> {
+    if (!Number.isInteger(dim) || dim < 1) throw new InputError(`vector dimension must be a positive integer, got ${dim}`);
+    ctx.checkBindingSize(`a parameter vector of ${dim} floats`, dim * 4);
+    const space = new GpuVectorSpace(ctx, dim);
+    space.kernels = {
+      reduce: await ctx.kernel({ shader: "reduce", bindings: ["read", "read", "write", "uniform"] }),
+      finish: await ctx.kernel({ shader: "reduceFinish", bindings: ["read", "write", "uniform"] }),
+      axpy: await ctx.kernel({ shader: "axpy", bindings: ["read", "write", "uniform"] }),
+      scale: await ctx.kernel({ shader: "scale", bindings: ["write", "uniform"] }),
+    };
+    return space;
+  }
+
+  zeros(): GpuVector {
+    const v = this.allocate();
+    const encoder = this.ctx.device.createCommandEncoder({ label: "flatness:zeros" });
+    encoder.clearBuffer(v.buffer, 0, this.dim * 4);
+    this.ctx.device.queue.submit([encoder.finish()]);
+    return v;
+  }
+
+  fromArray(values: ArrayLike<number>): GpuVector {
+    const v = this.allocate();
+    this.write(v, values);
+    return v;
+  }
+
+  write(v: GpuVector, values: ArrayLike<number>): void {
+    this.check(v, "write target");
+    if (values.length !== this.dim) throw new InputError(`vector has ${values.length} entries, the parameter space has ${this.dim}`);
+    const data = values instanceof Float32Array ? values : Float32Array.from(values);
+    this.ctx.device.queue.writeBuffer(v.buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, this.dim * 4);
+    v.version++;
+  }
+
+  async toArray(v: GpuVector): Promise<Float64Array> {
+    this.check(v, "vector");
+    return Float64Array.from(await this.ctx.readFloats(v.buffer, 0, this.dim));
+  }
+
+  async dot(a: GpuVector, b: GpuVector): Promise<number> {
+    this.check(a, "first operand");
+    this.check(b, "second operand");
+    const k = this.kernels!;
+    const groups = reduceGroups(this.dim);
+    this.ctx.device.queue.writeBuffer(this.reduceParams, 0, new Uint32Array([this.dim, 0, 0, 0, groups, 0, 0, 0]));
+    const encoder = this.ctx.device.createCommandEncoder({ label: "flatness:dot" });
+    const pass = encoder.beginComputePass({ label: "flatness:dot" });
+    pass.setPipeline(k.reduce.pipeline);
+    pass.setBindGroup(0, this.bind(k.reduce, [a.buffer, b.buffer, this.partials, this.reduceParams]));
+    pass.dispatchWorkgroups(groups);
+    pass.setPipeline(k.finish.pipeline);
+    pass.setBindGroup(0, this.bind(k.finish, [this.partials, this.result, this.reduceParams]));
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    this.ctx.device.queue.submit([encoder.finish()]);
+    return (await this.ctx.readFloats(this.result, 0, 1))[0];
+  }
+
+  axpy(alpha: number, x: GpuVector, y: GpuVector): void {
+    this.check(x, "x");
+    this.check(y, "y");
+    // A buffer cannot be bound read-only and read-write in one dispatch: y + alpha y = (1 + alpha) y.
+    if (x === y) return this.scale(1 + alpha, y);
+    this.linearCombination(alpha, x, 1, y);
+  }
+
+  /** y <- alpha x + beta y. */
+  linearCombination(alpha: number, x: GpuVector, beta: number, y: GpuVector): void {
+    this.check(x, "x");
+    this.check(y, "y");
+    if (x === y) return this.scale(alpha + beta, y);
+    const words = new ArrayBuffer(32);
+    new Uint32Array(words).set([this.dim, 0, 0, 0]);
+    new Float32Array(words).set([alpha, beta], 4);
+    this.ctx.device.queue.writeBuffer(this.axpyParams, 0, words);
+    this.run("axpy", this.kernels!.axpy, [x.buffer, y.buffer, this.axpyParams]);
+    y.version++;
+  }
+
+  scale(alpha: number, x: GpuVector): void {
+    this.check(x, "x");
+    const words = new ArrayBuffer(32);
+    new Uint32Array(words).set([this.dim, 0, 0, 0]);
+    new Float32Array(words)[4] = alpha;
+    this.ctx.device.queue.writeBuffer(this.scaleParams, 0, words);
+    this.run("scale", this.kernels!.scale, [x.buffer, this.scaleParams]);
+    x.version++;
+  }
+
+  copy(src: GpuVector, dst: GpuVector): void {
+    this.check(src, "source");
+    this.check(dst, "destination");
+    if (src === dst) return;
+    const encoder = this.ctx.device.createCommandEncoder({ label: "flatness:copy" });
+    encoder.copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, this.dim * 4);
+    this.ctx.device.queue.submit([encoder.finish()]);
+    dst.version++;
+  }
+
+  dispose(v: GpuVector): void {
+    if (v.disposed) return;
+    v.disposed = true;
+    this.ctx.pool.release(v.buffer);
+  }
+
+  /** Frees the space's own scratch buffers (vectors are released with dispose()). */
+  destroy(): void {
+    for (const b of [this.partials, this.result, this.reduceParams, this.axpyParams, this.scaleParams]) b.destroy();
+  }
+
+  private allocate(): GpuVector {
+    this.ctx.checkAlive();
+    return new GpuVector(this.ctx.pool.acquire(this.dim * 4, VECTOR_USAGE, `vector[${this.dim}]`), this.dim);
+  }
+
+  check(v: GpuVector, what: string): void {
+    if (!(v instanceof GpuVector)) throw new InputError(`${what} is not a GPU vector of this space`);
+    if (v.disposed) throw new InputError(`${what} was already disposed`);
+    if (v.length !== this.dim) throw new InputError(`${what} has ${v.length} entries, the parameter space has ${this.dim}`);
+  }
+
+  private bind(kernel: Kernel, buffers: GPUBuffer[]): GPUBindGroup {
+    return this.ctx.device.createBindGroup({
+      layout: kernel.layout,
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+  }
+
+  private run(label: string, kernel: Kernel, buffers: GPUBuffer[]): void {
+    this.ctx.checkAlive();
+    const total = Math.ceil(this.dim / 256);
+    const x = Math.min(total, this.ctx.limits.maxComputeWorkgroupsPerDimension);
+    const encoder = this.ctx.device.createCommandEncoder({ label: `flatness:${label}` });
+    const pass = encoder.beginComputePass({ label: `flatness:${label}` });
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, this.bind(kernel, buffers));
+    pass.dispatchWorkgroups(x, Math.ceil(total / x));
+    pass.end();
+    this.ctx.device.queue.submit([encoder.finish()]);
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * Runs the GPU suite (test/gpu/cases.ts) under Deno's WebGPU (Mesa lavapipe without a GPU).
+ * Fails, never skips, when WebGPU is missing: GpuContext.create throws WebGPUUnavailableError.
+ */
+import { GpuContext } from "../../src/gpu/context.ts";
+import { engineCases } from "../gpu/cases.ts";
+
+const ctx = await GpuContext.create();
+console.log(`adapter: ${ctx.describe()}`);
+
+for (const c of engineCases) {
+  Deno.test({ name: c.name, sanitizeResources: false, sanitizeOps: false, fn: () => c.run(ctx) });
+}
