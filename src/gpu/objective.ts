@@ -26,6 +26,11 @@ export interface GpuObjectiveOptions {
   chunkRows?: number;
   /** Directions per block HVP pass (default 8). Larger blocks are split. */
   maxBlock?: number;
+  /**
+   * Keep the forward pass and deltas between gradient/HVP calls at the same theta (default true;
+   * only when the data is one chunk). Benchmarks turn it off to time full HVPs.
+   */
+  reuseForwardState?: boolean;
 }
 
 const LOSS_CODE: Record<LossKind, number> = { ce: 0, mse: 1, logistic: 2 };
@@ -73,6 +78,7 @@ export class GpuObjective implements Objective<GpuVector> {
     readonly space: GpuVectorSpace,
     readonly chunkRows: number,
     readonly maxBlock: number,
+    private readonly reuseForwardState: boolean,
   ) {
     this.layout = parameterLayout(spec);
     this.dim = this.layout.dim;
@@ -104,7 +110,7 @@ export class GpuObjective implements Objective<GpuVector> {
       chunkRows = Math.min(options.chunkRows, data.n);
     }
     const space = await GpuVectorSpace.create(ctx, parameterLayout(spec).dim);
-    const objective = new GpuObjective(ctx, spec, lossKind, space, chunkRows, maxBlock);
+    const objective = new GpuObjective(ctx, spec, lossKind, space, chunkRows, maxBlock, options.reuseForwardState ?? true);
     (objective as { sampleCount: number }).sampleCount = data.n;
     await ctx.withErrorScope("uploading the model's data", () => objective.allocate(data));
     return objective;
@@ -340,6 +346,10 @@ export class GpuObjective implements Objective<GpuVector> {
 
   // ---- operations ------------------------------------------------------------------------
 
+  private get canReuse(): boolean {
+    return this.reuseForwardState && this.chunks.length === 1;
+  }
+
   private check(theta: GpuVector, what = "theta") {
     if (this.disposed) throw new InputError("this GpuObjective was disposed");
     this.space.check(theta, what);
@@ -388,7 +398,7 @@ export class GpuObjective implements Objective<GpuVector> {
       this.ctx.device.queue.submit([encoder.finish()]);
     });
     out.version++;
-    this.cachedState = this.chunks.length === 1 ? { vector: theta, version: theta.version } : null;
+    this.cachedState = this.canReuse ? { vector: theta, version: theta.version } : null;
     return await this.readLoss();
   }
 
@@ -427,7 +437,7 @@ export class GpuObjective implements Objective<GpuVector> {
         this.ctx.device.queue.submit([encoder.finish()]);
       });
       for (let j = 0; j < dirs; j++) outs[first + j].version++;
-      this.cachedState = this.chunks.length === 1 ? { vector: theta, version: theta.version } : null;
+      this.cachedState = this.canReuse ? { vector: theta, version: theta.version } : null;
     }
   }
 

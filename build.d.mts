@@ -1,0 +1,2 @@
+export function generateShaderModule(): string;
+export function bundleBrowser(): Promise<void>;

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// `npm run setup`: installs what is missing, then runs the main job on its built-in default.
+//  1. Debian packages: chromium (browser tests and demos) and mesa-vulkan-drivers (lavapipe: Deno's
+//     WebGPU on machines without a GPU), through apt-get when absent (as root, or with sudo).
+//  2. npm packages from the lockfile (npm ci), including the Deno binary of the npm `deno` package.
+//  3. The build (WGSL module, browser bundles).
+//  4. The main job: `flatness demo` (pass --no-run to skip it).
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const step = (s) => console.error(`\n[setup] ${s}`);
+
+function run(cmd, cmdArgs, options = {}) {
+  const r = spawnSync(cmd, cmdArgs, { stdio: "inherit", cwd: root, ...options });
+  if (r.status !== 0) {
+    console.error(`[setup] failed: ${cmd} ${cmdArgs.join(" ")} (exit ${r.status ?? r.signal})`);
+    process.exit(r.status || 1);
+  }
+}
+
+function debianPackageInstalled(name) {
+  try {
+    return execFileSync("dpkg-query", ["-W", "-f=${Status}", name], { encoding: "utf8" }).includes("install ok installed");
+  } catch {
+    return false;
+  }
+}
+
+function installDebianPackages() {
+  if (process.platform !== "linux" || !existsSync("/usr/bin/dpkg-query")) {
+    step("not a Debian-like Linux: install Chromium and a Vulkan driver yourself (see README)");
+    return;
+  }
+  const missing = ["chromium", "mesa-vulkan-drivers"].filter((p) => !debianPackageInstalled(p));
+  if (missing.length === 0) {
+    step("Debian packages chromium and mesa-vulkan-drivers: present");
+    return;
+  }
+  step(`installing Debian packages: ${missing.join(", ")}`);
+  const isRoot = process.getuid?.() === 0;
+  const prefix = isRoot ? [] : ["sudo"];
+  if (!isRoot && spawnSync("sudo", ["-n", "true"]).status !== 0) {
+    console.error(`[setup] need root to install ${missing.join(", ")}: run  sudo apt-get install -y ${missing.join(" ")}  and then npm run setup again`);
+    process.exit(1);
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  run(prefix[0] ?? "apt-get", [...prefix.slice(1), ...(isRoot ? [] : ["apt-get"]), "update", "-q"], { env });
+  run(prefix[0] ?? "apt-get", [...prefix.slice(1), ...(isRoot ? [] : ["apt-get"]), "install", "-y", "-q", "--no-install-recommends", ...missing], { env });
+}
+
+installDebianPackages();
+step("npm packages (npm ci)");
+run("npm", ["ci", "--no-audit", "--no-fund"], { env: { ...process.env, PUPPETEER_SKIP_DOWNLOAD: "1" } });
+step("build");
+run(process.execPath, ["build.mjs"]);
+if (!args.includes("--no-run")) {
+  step("main job: flatness demo");
+  run(process.execPath, ["bin/flatness.mjs", "demo"]);
+}

@@ -1,0 +1,179 @@
+/**
+ * `flatness bench`: times forward, gradient, HVP and block HVP (k = 8) on a few MLP sizes, beside
+ * the same HVP by @jax-js/jax (jvp(grad(f))) in the same runtime and run, after checking that the
+ * two agree. Every figure of a row is taken in the same run, so the ratios compare like with like.
+ */
+import { GpuContext } from "../gpu/context.ts";
+import { GpuObjective } from "../gpu/objective.ts";
+import type { GpuVector } from "../gpu/vectors.ts";
+import { passFlops } from "../flops.ts";
+import { initParameters, randomDataset } from "../init.ts";
+import { type ModelSpec, mlpSpec } from "../model.ts";
+import { Rng } from "../random.ts";
+import { relativeError } from "../cli/format.ts";
+
+export interface BenchSize {
+  name: string;
+  widths: number[];
+  batch: number;
+}
+
+/** ~10k, ~100k and ~1M parameters. */
+export const BENCH_SIZES: BenchSize[] = [
+  { name: "10k", widths: [64, 128, 10], batch: 256 },
+  { name: "100k", widths: [256, 256, 128, 10], batch: 1024 },
+  { name: "1M", widths: [784, 1024, 256, 10], batch: 4096 },
+];
+
+export interface BenchRow {
+  name: string;
+  params: number;
+  batch: number;
+  forwardMs: number;
+  gradientMs: number;
+  hvpMs: number;
+  /** HVP at a theta whose forward pass and deltas are kept from the previous call (Lanczos-style use). */
+  hvpReuseMs: number;
+  blockHvpMs: number;
+  blockSize: number;
+  hvpOverGradient: number;
+  blockOverHvp: number;
+  forwardGflops: number;
+  gradientGflops: number;
+  hvpGflops: number;
+  blockHvpGflops: number;
+  /**
+   * The same HVP by @jax-js/jax. Both sides are timed host-to-host for this comparison (upload v,
+   * HVP, read Hv back), since the peer's API returns host arrays: `oursMs` is ours timed that way.
+   */
+  jax?: { backend: string; hvpMs: number; oursMs: number; relativeError: number; speedup: number } | { error: string };
+}
+
+async function timeIt(repeats: number, run: () => Promise<unknown>, settle: () => Promise<unknown>): Promise<number> {
+  await run(); // warm-up: pipelines, plans, caches
+  await settle();
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    await run();
+    await settle();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]; // median
+}
+
+export interface BenchOptions {
+  sizes?: string[];
+  repeats?: number;
+  blockSize?: number;
+  jax?: boolean;
+  log?: (line: string) => void;
+}
+
+export async function runBench(options: BenchOptions = {}): Promise<{ adapter: string; software: boolean; rows: BenchRow[] }> {
+  const log = options.log ?? (() => {});
+  const ctx = await GpuContext.create();
+  const software = ctx.isSoftware;
+  const wanted = options.sizes ?? (software ? ["10k", "100k"] : BENCH_SIZES.map((s) => s.name));
+  const sizes = BENCH_SIZES.filter((s) => wanted.includes(s.name));
+  const repeats = options.repeats ?? (software ? 3 : 10);
+  const k = options.blockSize ?? 8;
+  const rows: BenchRow[] = [];
+  try {
+    for (const size of sizes) {
+      log(`bench ${size.name}: widths [${size.widths}], batch ${size.batch}`);
+      rows.push(await benchOne(ctx, mlpSpec(size.widths), size, repeats, k, options.jax ?? true, log));
+    }
+  } finally {
+    ctx.destroy();
+  }
+  return { adapter: ctx.describe(), software, rows };
+}
+
+async function benchOne(ctx: GpuContext, spec: ModelSpec, size: BenchSize, repeats: number, k: number, withJax: boolean, log: (l: string) => void): Promise<BenchRow> {
+  const data = randomDataset(spec, size.batch, "ce", 1);
+  const theta0 = Float32Array.from(initParameters(spec, 2));
+  const full = await GpuObjective.create(ctx, spec, data, "ce", { maxBlock: k, reuseForwardState: false });
+  const reuse = await GpuObjective.create(ctx, spec, data, "ce", { maxBlock: 1 });
+  const s = full.space;
+  const rng = new Rng(3);
+  const theta = s.fromArray(theta0);
+  const thetaR = reuse.space.fromArray(theta0);
+  const g = s.zeros();
+  const v = rng.normals(full.dim);
+  const vs: GpuVector[] = Array.from({ length: k }, (_, j) => s.fromArray(j === 0 ? v : rng.normals(full.dim)));
+  const outs = vs.map(() => s.zeros());
+  const vR = reuse.space.fromArray(v);
+  const outR = reuse.space.zeros();
+  const settle = () => ctx.device.queue.onSubmittedWorkDone();
+  try {
+    const forwardMs = await timeIt(repeats, () => full.loss(theta), settle);
+    const gradientMs = await timeIt(repeats, () => full.gradient(theta, g), settle);
+    const hvpMs = await timeIt(repeats, () => full.hvp(theta, vs[0], outs[0]), settle);
+    const hvpReuseMs = await timeIt(repeats, () => reuse.hvp(thetaR, vR, outR), settle);
+    const blockHvpMs = await timeIt(repeats, () => full.hvpBlock(theta, vs, outs), settle);
+    const flops = passFlops(spec, size.batch);
+    const row: BenchRow = {
+      name: size.name,
+      params: full.dim,
+      batch: size.batch,
+      forwardMs, gradientMs, hvpMs, hvpReuseMs, blockHvpMs, blockSize: k,
+      hvpOverGradient: hvpMs / gradientMs,
+      blockOverHvp: blockHvpMs / hvpMs,
+      forwardGflops: flops.forward / forwardMs / 1e6,
+      gradientGflops: flops.gradient / gradientMs / 1e6,
+      hvpGflops: flops.hvp / hvpMs / 1e6,
+      blockHvpGflops: flops.block(k) / blockHvpMs / 1e6,
+    };
+    if (withJax) {
+      await full.hvp(theta, vs[0], outs[0]);
+      const v32 = Float32Array.from(v);
+      const oursMs = await timeIt(repeats, async () => {
+        s.write(vs[0], v32);
+        await full.hvp(theta, vs[0], outs[0]);
+        return await s.toArray(outs[0]);
+      }, settle);
+      row.jax = await benchJax(spec, data, theta0, v, await s.toArray(outs[0]), oursMs, repeats, log);
+    }
+    log(`  forward ${forwardMs.toFixed(2)} ms, gradient ${gradientMs.toFixed(2)} ms, HVP ${hvpMs.toFixed(2)} ms (${row.hvpOverGradient.toFixed(2)} gradients), ` +
+      `block of ${k} ${blockHvpMs.toFixed(2)} ms (${row.blockOverHvp.toFixed(2)} HVPs)`);
+    return row;
+  } finally {
+    for (const x of [theta, g, ...vs, ...outs]) s.dispose(x);
+    reuse.space.dispose(thetaR);
+    reuse.space.dispose(vR);
+    reuse.space.dispose(outR);
+    full.dispose();
+    reuse.dispose();
+  }
+}
+
+async function benchJax(
+  spec: ModelSpec,
+  data: ReturnType<typeof randomDataset>,
+  theta: Float32Array,
+  v: Float64Array,
+  ours: Float64Array,
+  oursMs: number,
+  repeats: number,
+  log: (l: string) => void,
+): Promise<BenchRow["jax"]> {
+  try {
+    const { createJaxPeer } = await import("./jaxPeer.ts");
+    const peer = await createJaxPeer(spec, data, "ce", { backend: "webgpu" });
+    try {
+      const v32 = Float32Array.from(v);
+      const theirs = await peer.hvp(theta, v32);
+      const err = relativeError(theirs, ours);
+      if (!(err < 1e-3)) return { error: `jax-js HVP disagrees with ours (relative error ${err.toExponential(2)}); not timed` };
+      const hvpMs = await timeIt(repeats, () => peer.hvp(theta, v32), () => Promise.resolve());
+      log(`  jax-js (${peer.backend}) HVP ${hvpMs.toFixed(2)} ms, relative difference ${err.toExponential(2)}`);
+      return { backend: peer.backend, hvpMs, oursMs, relativeError: err, speedup: hvpMs / oursMs };
+    } finally {
+      peer.dispose();
+    }
+  } catch (e) {
+    return { error: `jax-js peer failed: ${(e as Error).message}` };
+  }
+}

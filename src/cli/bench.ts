@@ -1,0 +1,55 @@
+/** `flatness bench`: engine timings beside @jax-js/jax (see src/bench/engineBench.ts). */
+import { parseArgs } from "node:util";
+import { InputError } from "../errors.ts";
+import { BENCH_SIZES, runBench } from "../bench/engineBench.ts";
+import { table } from "./format.ts";
+
+export const BENCH_HELP = `flatness bench: forward, gradient, HVP and block-HVP timings, beside @jax-js/jax
+
+Usage: flatness bench [--json] [--sizes 10k,100k,1M] [--repeats R] [--block K] [--no-jax]
+
+Rows: params, batch, forwardMs, gradientMs, hvpMs, hvpReuseMs (forward state kept), blockHvpMs
+(K directions, default 8), the ratios hvp/gradient and block/hvp, GFLOP/s, and jax-js's HVP on
+the same data (checked equal first). Default sizes: all on a hardware GPU, 10k and 100k on
+software WebGPU (the 1M row takes minutes there). Times are medians of R repeats after a warm-up.
+`;
+
+export async function runBenchCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      json: { type: "boolean" }, sizes: { type: "string" }, repeats: { type: "string" }, block: { type: "string" },
+      "no-jax": { type: "boolean" }, help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    out(BENCH_HELP);
+    return 0;
+  }
+  const sizes = values.sizes?.split(",").map((s) => s.trim());
+  for (const s of sizes ?? []) {
+    if (!BENCH_SIZES.some((b) => b.name === s)) throw new InputError(`--sizes: unknown size ${s} (known: ${BENCH_SIZES.map((b) => b.name).join(", ")})`);
+  }
+  const positive = (name: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InputError(`--${name} must be a positive integer, got ${v}`);
+    return n;
+  };
+  const result = await runBench({ sizes, repeats: positive("repeats", values.repeats), blockSize: positive("block", values.block), jax: !values["no-jax"], log: err });
+  if (values.json) {
+    out(JSON.stringify(result, null, 2));
+    return 0;
+  }
+  out(`adapter: ${result.adapter}${result.software ? " (software WebGPU)" : ""}`);
+  out(table(
+    ["size", "params", "batch", "fwd ms", "grad ms", "hvp ms", "hvp/grad", "hvp reuse ms", "block ms", "block/hvp", "hvp GFLOP/s", "jax-js hvp ms", "ours h2h ms", "jax/ours"],
+    result.rows.map((r) => [
+      r.name, r.params, r.batch, r.forwardMs, r.gradientMs, r.hvpMs, r.hvpOverGradient, r.hvpReuseMs, r.blockHvpMs, r.blockOverHvp, r.hvpGflops,
+      r.jax && "hvpMs" in r.jax ? r.jax.hvpMs : "-", r.jax && "oursMs" in r.jax ? r.jax.oursMs : "-", r.jax && "speedup" in r.jax ? r.jax.speedup : "-",
+    ]),
+  ));
+  for (const r of result.rows) if (r.jax && "error" in r.jax) out(`${r.name}: ${r.jax.error}`);
+  return 0;
+}

@@ -1,0 +1,66 @@
+/**
+ * The `flatness` command line (runs under Deno: bin/flatness.mjs starts it with the Deno that
+ * the npm `deno` package installs). Results go to stdout, progress to stderr; a FlatnessError
+ * prints one clear line and exits 2.
+ */
+import { FlatnessError } from "../errors.ts";
+import { runBenchCommand } from "./bench.ts";
+import { runDemo } from "./demo.ts";
+import { runHvp } from "./hvp.ts";
+
+const HELP = `flatness: Hessians, flatness and sharpness of ReLU nets on WebGPU (Dinh et al., ICML 2017)
+
+Usage: flatness <command> [options]      (flatness <command> --help for each)
+
+Commands:
+  demo     built-in check: loss, gradient norm and an exact HVP on a small net, each checked
+           against the float64 reference, finite differences and the T_alpha identity (default)
+  hvp      Hessian-vector product and gradient of a model file over a dataset
+  bench    timings of forward, gradient, HVP and block HVP, beside @jax-js/jax
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const out = (s: string) => console.log(s);
+  const err = (s: string) => console.error(s);
+  const [command = "demo", ...rest] = argv;
+  try {
+    switch (command) {
+      case "demo": {
+        if (rest.includes("--help") || rest.includes("-h")) {
+          out("flatness demo [--json]: the built-in engine check (see flatness --help)");
+          return 0;
+        }
+        const result = await runDemo(rest.includes("--json") ? err : out);
+        if (rest.includes("--json")) out(JSON.stringify(result));
+        return result.checks.every((c) => c.pass) ? 0 : 1;
+      }
+      case "hvp":
+        return await runHvp(rest, out, err);
+      case "bench":
+        return await runBenchCommand(rest, out, err);
+      case "help":
+      case "--help":
+      case "-h":
+        out(HELP);
+        return 0;
+      default:
+        err(`flatness: unknown command '${command}'\n\n${HELP}`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof FlatnessError) {
+      err(`flatness ${command}: ${e.name}: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof TypeError && /Unknown option|Option '.*' argument|Unexpected argument/.test(e.message)) {
+      err(`flatness ${command}: ${e.message} (see flatness ${command} --help)`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(Deno.args);
+  Deno.exit(code);
+}

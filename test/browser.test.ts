@@ -1,0 +1,54 @@
+/**
+ * The GPU suite in headless Chromium (SwiftShader WebGPU without a GPU): the same cases as under
+ * Deno, so both runtimes are held to the float64 reference. Fails, never skips, when the page has
+ * no WebGPU.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser } from "puppeteer-core";
+import type { Server } from "node:http";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { bundleBrowser } from "../build.mjs";
+import { launchChromium, serveDirectory } from "./support/chromium.ts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+describe("GPU engine in headless Chromium", () => {
+  let browser: Browser;
+  let server: Server;
+  let url: string;
+
+  beforeAll(async () => {
+    await bundleBrowser();
+    ({ server, url } = await serveDirectory(root));
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    server?.close();
+  });
+
+  it("runs every GPU case against the float64 reference", async () => {
+    const page = await browser.newPage();
+    const consoleErrors: string[] = [];
+    page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+    page.on("pageerror", (e) => consoleErrors.push(String(e)));
+    await page.goto(`${url}/test/browser/gpu.html`);
+    await page.waitForFunction(() => (window as { __gpuResults?: unknown }).__gpuResults !== undefined, { timeout: 600_000, polling: 500 });
+    const report = (await page.evaluate(() => (window as { __gpuResults?: unknown }).__gpuResults)) as {
+      adapter: string;
+      results: { name: string; ok: boolean; error?: string; ms: number }[];
+      fatal?: string;
+    };
+    mkdirSync(join(root, "test-artifacts"), { recursive: true });
+    await page.screenshot({ path: join(root, "test-artifacts/browser-gpu-suite.png"), fullPage: true });
+    expect(report.fatal, "WebGPU must be available in headless Chromium").toBeUndefined();
+    console.log(`Chromium adapter: ${report.adapter}; ${report.results.length} cases`);
+    const failures = report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.error}`);
+    expect(failures).toEqual([]);
+    expect(report.results.length).toBeGreaterThan(20);
+    expect(consoleErrors).toEqual([]);
+  });
+});
