@@ -9,6 +9,7 @@ import {
   DeviceLimitError,
   DeviceLostError,
   GpuValidationError,
+  InputError,
   ShaderCompileError,
   WebGPUUnavailableError,
 } from "../errors.ts";
@@ -35,7 +36,15 @@ export interface ContextOptions {
   powerPreference?: GPUPowerPreference;
   /** navigator.gpu by default; pass another GPU object (e.g. from Node's `webgpu` package). */
   gpu?: GPU;
+  /**
+   * Matrix-product kernel: "register" (gemm.wgsl, register blocking, no workgroup memory: best on
+   * CPU-emulated WebGPU) or "tiled" (gemm_tiled.wgsl, workgroup-memory tiles: best on real GPUs).
+   * Default: chosen from the adapter.
+   */
+  gemm?: GemmVariant;
 }
+
+export type GemmVariant = "register" | "tiled";
 
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|warp/i;
 
@@ -45,12 +54,17 @@ export class GpuContext {
   private lostMessage: string | null = null;
   private readonly uncaptured: string[] = [];
 
+  /** The matrix-product kernel in use (see ContextOptions.gemm). */
+  readonly gemmVariant: GemmVariant;
+
   private constructor(
     readonly adapter: GPUAdapter,
     readonly device: GPUDevice,
     readonly adapterInfo: GPUAdapterInfo,
+    gemm: GemmVariant | undefined,
   ) {
     this.pool = new BufferPool(device);
+    this.gemmVariant = gemm ?? (this.isSoftware ? "register" : "tiled");
     device.lost.then((info) => {
       this.lostMessage = `${info.reason}: ${info.message}`;
     });
@@ -85,7 +99,10 @@ export class GpuContext {
     }
     const device = await adapter.requestDevice({ requiredLimits, label: "flatness" });
     const info = adapter.info ?? ({ vendor: "", architecture: "", device: "", description: "" } as GPUAdapterInfo);
-    return new GpuContext(adapter, device, info);
+    if (options.gemm && options.gemm !== "register" && options.gemm !== "tiled") {
+      throw new InputError(`gemm must be "register" or "tiled", got ${options.gemm}`);
+    }
+    return new GpuContext(adapter, device, info, options.gemm);
   }
 
   get limits(): GPUSupportedLimits {

@@ -3,7 +3,7 @@
  * immutable uniform buffer, workgroup counts) for one kernel in shaders/. Engines build their
  * dispatch lists once per shape and replay them, so a hot loop allocates nothing.
  */
-import type { GpuContext, KernelDescriptor } from "./context.ts";
+import type { GemmVariant, GpuContext, KernelDescriptor } from "./context.ts";
 import { DeviceLimitError } from "../errors.ts";
 
 export interface Dispatch {
@@ -40,10 +40,11 @@ export interface GemmSpec {
   slope?: number;
 }
 
-/** Tile computed by each gemm.wgsl thread (TM x TN) and workgroup shape (WG_X x WG_Y). */
-export const GEMM_TILE = { tm: 4, tn: 4, wgX: 8, wgY: 8 };
-
-const GEMM: KernelDescriptor = { shader: "gemm", bindings: ["read", "read", "read", "read", "write", "uniform"] };
+/** C elements per workgroup along rows and columns: gemm.wgsl 8x8 threads of 4x4; gemm_tiled.wgsl 64x64. */
+const GEMM_KERNELS: Record<GemmVariant, { descriptor: KernelDescriptor; rows: number; cols: number }> = {
+  register: { descriptor: { shader: "gemm", bindings: ["read", "read", "read", "read", "write", "uniform"] }, rows: 32, cols: 32 },
+  tiled: { descriptor: { shader: "gemmTiled", bindings: ["read", "read", "read", "read", "write", "uniform"] }, rows: 64, cols: 64 },
+};
 
 /** Owns the uniform buffers of the dispatches it built; destroy() frees them. */
 export class DispatchBuilder {
@@ -80,7 +81,8 @@ export class DispatchBuilder {
   }
 
   async gemm(s: GemmSpec): Promise<Dispatch> {
-    const kernel = await this.ctx.kernel(GEMM);
+    const variant = GEMM_KERNELS[this.ctx.gemmVariant];
+    const kernel = await this.ctx.kernel(variant.descriptor);
     const words = new ArrayBuffer(96);
     const u = new Uint32Array(words);
     const f = new Float32Array(words);
@@ -94,8 +96,7 @@ export class DispatchBuilder {
     f[22] = s.alpha ?? 1;
     f[23] = s.slope ?? 0;
     const entries = [s.a.buffer, s.b.buffer, s.bias?.buffer ?? this.placeholder(), s.mask?.buffer ?? this.placeholder(), s.c.buffer, this.uniform(s.label, words)];
-    const { tm, tn, wgX, wgY } = GEMM_TILE;
-    const groups = this.checkGroups(s.label, [Math.ceil(s.n / (tn * wgX)), Math.ceil(s.m / (tm * wgY)), s.batch]);
+    const groups = this.checkGroups(s.label, [Math.ceil(s.n / variant.cols), Math.ceil(s.m / variant.rows), s.batch]);
     return this.dispatch(s.label, kernel.pipeline, kernel.layout, entries, groups);
   }
 

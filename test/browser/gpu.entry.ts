@@ -3,7 +3,7 @@
  * the results on window.__gpuResults for test/browser.test.ts (puppeteer) to read.
  */
 import { GpuContext } from "../../src/gpu/context.ts";
-import { engineCases } from "../gpu/cases.ts";
+import { engineCases, tiledKernelCases } from "../gpu/cases.ts";
 
 interface CaseResult {
   name: string;
@@ -29,7 +29,7 @@ async function main() {
     return;
   }
   const results: CaseResult[] = [];
-  for (const c of engineCases) {
+  for (const c of [...engineCases, ...tiledKernelCases]) {
     const t0 = performance.now();
     try {
       await c.run(ctx);

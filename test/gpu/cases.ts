@@ -291,3 +291,27 @@ export const engineCases: GpuCase[] = [
     },
   },
 ];
+
+/**
+ * The workgroup-memory GEMM (the default on hardware GPUs) checked on whatever adapter runs the
+ * suite, by a second context that forces it.
+ */
+export const tiledKernelCases: GpuCase[] = [
+  {
+    name: "tiled GEMM kernel (gemm_tiled.wgsl): forward, gradient and HVP match float64 on awkward shapes",
+    async run(_ctx) {
+      const { GpuContext } = await import("../../src/gpu/context.ts");
+      const ctx = await GpuContext.create({ gemm: "tiled" });
+      try {
+        check(ctx.gemmVariant === "tiled", "context did not take the tiled kernel");
+        const shapes: [number[], number, LossKind][] = [[[5, 65, 63, 3], 70, "ce"], [[64, 17, 1], 129, "logistic"], [[3, 1, 66, 2], 7, "mse"]];
+        for (const [widths, batch, loss] of shapes) {
+          const c = makeCase({ widths, batch, loss, seed: 41, kinkMargin: 2e-5 });
+          await compareAll(ctx, c, `tiled widths=[${widths}] batch=${batch} ${loss}`, { chunkRows: 50 });
+        }
+      } finally {
+        ctx.destroy();
+      }
+    },
+  },
+];
