@@ -1,5 +1,5 @@
 /** Loading a model and a dataset from the files named on the command line. */
-import type { Dataset } from "../data.ts";
+import { type Dataset, validateDataset } from "../data.ts";
 import { InputError } from "../errors.ts";
 import { parseCsv } from "../io/csv.ts";
 import { readFileBytes } from "../io/files.ts";
@@ -76,7 +76,7 @@ export async function loadDataset(
   }
   if (loss === "mse") {
     if (count !== n * c) throw new InputError(`${targetsRaw.path}: targets of shape [${targetsRaw.shape.join(", ")}] do not match [${n}, ${c}] (samples x model outputs)`);
-    return { n, features, x, targets: Float32Array.from(targetsRaw.values) };
+    return checked({ n, features, x, targets: Float32Array.from(targetsRaw.values) }, model, loss, dataPath, targetsRaw.path);
   }
   if (targetsRaw.shape.length !== 1 && !(targetsRaw.shape.length === 2 && targetsRaw.shape[1] === 1)) {
     throw new InputError(`${targetsRaw.path}: labels must have shape [N], got [${targetsRaw.shape.join(", ")}]`);
@@ -87,5 +87,17 @@ export async function loadDataset(
     if (!Number.isInteger(y)) throw new InputError(`${targetsRaw.path}: label ${y} at sample ${i} is not an integer`);
     labels[i] = y;
   }
-  return { n, features, x, labels };
+  return checked({ n, features, x, labels }, model, loss, dataPath, targetsRaw.path);
+}
+
+/** Validates before any GPU work, naming the file each problem comes from. */
+function checked(data: Dataset, model: LoadedModel, loss: LossKind, dataPath: string, targetsPath: string): Dataset {
+  try {
+    validateDataset(model.model.spec, data, loss);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    const fromTargets = /^(label|targets|loss)/.test(e.message);
+    throw new InputError(`${fromTargets ? targetsPath : dataPath}: ${e.message}`);
+  }
+  return data;
 }

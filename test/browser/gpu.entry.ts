@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * Browser side of the GPU suite: runs every case of test/gpu/cases.ts in the page and publishes
  * the results on window.__gpuResults for test/browser.test.ts (puppeteer) to read.
