@@ -20,6 +20,8 @@ export type BindingKind = "read" | "write" | "uniform";
 
 export interface KernelDescriptor {
   shader: ShaderName;
+  /** WGSL to compile instead of shaders/<shader>.wgsl (for experiments and tests). */
+  source?: string;
   bindings: BindingKind[];
   constants?: Record<string, number>;
 }
@@ -147,7 +149,7 @@ export class GpuContext {
   /** Compiles (once per device) and returns the pipeline for a kernel. */
   kernel(descriptor: KernelDescriptor): Promise<Kernel> {
     this.checkAlive();
-    const key = JSON.stringify([descriptor.shader, descriptor.bindings, descriptor.constants ?? {}]);
+    const key = JSON.stringify([descriptor.source ?? descriptor.shader, descriptor.bindings, descriptor.constants ?? {}]);
     let pending = this.kernels.get(key);
     if (!pending) {
       pending = this.compile(descriptor);
@@ -158,18 +160,25 @@ export class GpuContext {
   }
 
   private async compile(descriptor: KernelDescriptor): Promise<Kernel> {
-    const code = WGSL[descriptor.shader];
+    const code = descriptor.source ?? WGSL[descriptor.shader];
     const label = `flatness:${descriptor.shader}${descriptor.constants ? JSON.stringify(descriptor.constants) : ""}`;
-    return await this.withErrorScope(`compiling ${descriptor.shader}.wgsl`, async () => {
-      const module = this.device.createShaderModule({ code, label });
-      const info = await module.getCompilationInfo();
-      const errors = info.messages.filter((m) => m.type === "error");
-      if (errors.length > 0) {
-        throw new ShaderCompileError(
-          `shaders/${descriptor.shader}.wgsl failed to compile:\n` +
-            errors.map((m) => `  ${descriptor.shader}.wgsl:${m.lineNum}:${m.linePos}: ${m.message}`).join("\n"),
-        );
-      }
+    this.checkAlive();
+    // Compile errors arrive either as compilation messages (Chromium/Dawn) or as a validation error
+    // (Deno/wgpu): both become a ShaderCompileError naming the file and line:col.
+    this.device.pushErrorScope("validation");
+    const module = this.device.createShaderModule({ code, label });
+    const info = await module.getCompilationInfo();
+    const scoped = await this.device.popErrorScope();
+    const errors = info.messages.filter((m) => m.type === "error");
+    if (errors.length > 0 || scoped) {
+      const file = `${descriptor.shader}.wgsl`;
+      const firstLine = (text: string) => text.split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? "";
+      const lines = errors.length > 0
+        ? errors.map((m) => `  ${file}:${m.lineNum}:${m.linePos}: ${firstLine(m.message)}`)
+        : wgpuCompileMessage(file, scoped!.message);
+      throw new ShaderCompileError(`shaders/${file} failed to compile:\n${lines.join("\n")}`);
+    }
+    return await this.withErrorScope(`creating the ${descriptor.shader}.wgsl pipeline`, async () => {
       const layout = this.device.createBindGroupLayout({
         label,
         entries: descriptor.bindings.map((kind, binding) => ({
@@ -251,4 +260,14 @@ export class GpuContext {
     this.pool.destroyAll();
     this.device.destroy();
   }
+}
+
+/**
+ * wgpu reports a WGSL error as text with a source excerpt ("┌─ wgsl:4:10"); turn it into
+ * "file:line:col: message" lines.
+ */
+function wgpuCompileMessage(file: string, message: string): string[] {
+  const headline = message.split("\n").find((l) => /error/i.test(l))?.trim() ?? message.trim();
+  const positions = [...message.matchAll(/wgsl:(\d+):(\d+)/g)].map((m) => `${m[1]}:${m[2]}`);
+  return positions.length > 0 ? positions.map((p) => `  ${file}:${p}: ${headline}`) : [`  ${file}: ${message.trim()}`];
 }

@@ -4,7 +4,7 @@
  * the results on window.__gpuResults for test/browser.test.ts (puppeteer) to read.
  */
 import { GpuContext } from "../../src/gpu/context.ts";
-import { engineCases, tiledKernelCases } from "../gpu/cases.ts";
+import { engineCases, errorCases, tiledKernelCases } from "../gpu/cases.ts";
 
 interface CaseResult {
   name: string;
@@ -30,7 +30,7 @@ async function main() {
     return;
   }
   const results: CaseResult[] = [];
-  for (const c of [...engineCases, ...tiledKernelCases]) {
+  for (const c of [...engineCases, ...tiledKernelCases, ...errorCases]) {
     const t0 = performance.now();
     try {
       await c.run(ctx);

@@ -3,11 +3,11 @@
  * Fails, never skips, when WebGPU is missing: GpuContext.create throws WebGPUUnavailableError.
  */
 import { GpuContext } from "../../src/gpu/context.ts";
-import { engineCases, tiledKernelCases } from "../gpu/cases.ts";
+import { engineCases, errorCases, tiledKernelCases } from "../gpu/cases.ts";
 
 const ctx = await GpuContext.create();
 console.log(`adapter: ${ctx.describe()}`);
 
-for (const c of [...engineCases, ...tiledKernelCases]) {
+for (const c of [...engineCases, ...tiledKernelCases, ...errorCases]) {
   Deno.test({ name: c.name, sanitizeResources: false, sanitizeOps: false, fn: () => c.run(ctx) });
 }

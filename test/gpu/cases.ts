@@ -315,3 +315,38 @@ export const tiledKernelCases: GpuCase[] = [
     },
   },
 ];
+
+/** WebGPU failures become typed errors a user can act on. */
+export const errorCases: GpuCase[] = [
+  {
+    name: "a WGSL compile error becomes ShaderCompileError with file:line:col",
+    async run(ctx) {
+      const bad = "@group(0) @binding(0) var<storage, read_write> X: array<f32>;\n@compute @workgroup_size(1)\nfn main() {\n  X[0] = undefinedThing;\n}\n";
+      await expectThrows("compile", /gemm\.wgsl:4:\d+: .*undefinedThing|gemm\.wgsl:4:\d+/, "ShaderCompileError", () =>
+        ctx.kernel({ shader: "gemm", source: bad, bindings: ["write"] }));
+    },
+  },
+  {
+    name: "a WebGPU validation error inside an operation becomes GpuValidationError naming the operation",
+    async run(ctx) {
+      await expectThrows("validation", /while making a bad buffer: /, "GpuValidationError", () =>
+        ctx.withErrorScope("making a bad buffer", () => {
+          // MAP_READ may only be combined with COPY_DST: a validation error.
+          ctx.device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
+        }));
+    },
+  },
+  {
+    name: "device loss becomes DeviceLostError on the next call",
+    async run(_ctx) {
+      const { GpuContext } = await import("../../src/gpu/context.ts");
+      const own = await GpuContext.create();
+      const c = makeCase({ widths: [3, 4, 2], batch: 5, loss: "ce" });
+      const gpu = await GpuObjective.create(own, c.spec, c.data, "ce");
+      const theta = gpu.space.fromArray(c.theta);
+      own.device.destroy();
+      await own.device.lost;
+      await expectThrows("lost", /device was lost/, "DeviceLostError", () => gpu.loss(theta));
+    },
+  },
+];
