@@ -2,7 +2,9 @@
 // `npm run setup`: installs what is missing, then runs the main job on its built-in default.
 //  1. Debian packages: chromium (browser tests and demos) and mesa-vulkan-drivers (lavapipe: Deno's
 //     WebGPU on machines without a GPU), through apt-get when absent (as root, or with sudo).
-//  2. npm packages from the lockfile (npm ci), including the Deno binary of the npm `deno` package.
+//  2. npm packages from the lockfile (npm install), including the Deno binary of the npm `deno`
+//     package. Not `npm ci`: the lockfile holds only the Deno binaries the registry served when it
+//     was written, and npm ci rejects a lockfile without every platform's optional package.
 //  3. The build (WGSL module, browser bundles).
 //  4. The main job: `flatness demo` (pass --no-run to skip it).
 import { execFileSync, spawnSync } from "node:child_process";
@@ -53,8 +55,8 @@ function installDebianPackages() {
 }
 
 installDebianPackages();
-step("npm packages (npm ci)");
-run("npm", ["ci", "--no-audit", "--no-fund"], { env: { ...process.env, PUPPETEER_SKIP_DOWNLOAD: "1" } });
+step("npm packages (npm install, from package-lock.json)");
+run("npm", ["install", "--no-audit", "--no-fund"], { env: { ...process.env, PUPPETEER_SKIP_DOWNLOAD: "1" } });
 step("build");
 run(process.execPath, ["build.mjs"]);
 if (!args.includes("--no-run")) {
