@@ -10,29 +10,13 @@
 // The k loop runs in order 0..K-1 for every output, so results are deterministic.
 // CPU twin: ReferenceObjective's forward / backProject / accumulateLayerGradient (src/reference/engine.ts).
 
-struct Params {
-  m: u32, n: u32, k: u32, flags: u32,
-  offA: u32, sAm: u32, sAk: u32, sAb: u32,
-  offB: u32, sBk: u32, sBn: u32, sBb: u32,
-  offC: u32, sCm: u32, sCn: u32, sCb: u32,
-  offBias: u32, sBiasB: u32, offMask: u32, sMaskM: u32,
-  sMaskN: u32, sMaskB: u32, alpha: f32, slope: f32,
-}
+// #include "gemm_common.wgsl"
 
-const FLAG_ACCUMULATE: u32 = 1u;
-const FLAG_BIAS: u32 = 2u;
-const FLAG_MASK: u32 = 4u;
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
 
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read> mask: array<f32>;
-@group(0) @binding(4) var<storage, read_write> C: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -82,19 +66,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       if (col >= p.n) {
         break;
       }
-      let ci = p.offC + b * p.sCb + row * p.sCm + col * p.sCn;
-      var value = p.alpha * acc[i][j];
-      if ((p.flags & FLAG_ACCUMULATE) != 0u) {
-        value += C[ci];
-      }
-      if ((p.flags & FLAG_BIAS) != 0u) {
-        value += bias[p.offBias + b * p.sBiasB + col];
-      }
-      if ((p.flags & FLAG_MASK) != 0u) {
-        let z = mask[p.offMask + b * p.sMaskB + row * p.sMaskM + col * p.sMaskN];
-        value = select(p.slope * value, value, z > 0.0);
-      }
-      C[ci] = value;
+      storeOutput(acc[i][j], b, row, col);
     }
   }
 }

@@ -13,7 +13,7 @@ import {
   ShaderCompileError,
   WebGPUUnavailableError,
 } from "../errors.ts";
-import { WGSL, type ShaderName } from "./shaders.generated.ts";
+import { SHADER_INCLUDES, WGSL, type ShaderName } from "./shaders.generated.ts";
 import { BufferPool } from "./pool.ts";
 
 export type BindingKind = "read" | "write" | "uniform";
@@ -173,9 +173,10 @@ export class GpuContext {
     if (errors.length > 0 || scoped) {
       const file = `${descriptor.shader}.wgsl`;
       const firstLine = (text: string) => text.split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? "";
+      const where = (line: number, col: number | string) => `${sourceLocation(descriptor, line)}:${col}`;
       const lines = errors.length > 0
-        ? errors.map((m) => `  ${file}:${m.lineNum}:${m.linePos}: ${firstLine(m.message)}`)
-        : wgpuCompileMessage(file, scoped!.message);
+        ? errors.map((m) => `  ${where(m.lineNum, m.linePos)}: ${firstLine(m.message)}`)
+        : wgpuCompileMessage(scoped!.message, where);
       throw new ShaderCompileError(`shaders/${file} failed to compile:\n${lines.join("\n")}`);
     }
     return await this.withErrorScope(`creating the ${descriptor.shader}.wgsl pipeline`, async () => {
@@ -262,12 +263,21 @@ export class GpuContext {
   }
 }
 
+/** "file.wgsl:line" for a line of a kernel's compiled text, mapping appended includes back to their files. */
+function sourceLocation(descriptor: KernelDescriptor, line: number): string {
+  if (!descriptor.source) {
+    const include = (SHADER_INCLUDES[descriptor.shader] ?? []).filter((i) => line >= i.firstLine).at(-1);
+    if (include) return `include/${include.file}:${line - include.firstLine + 1}`;
+  }
+  return `${descriptor.shader}.wgsl:${line}`;
+}
+
 /**
  * wgpu reports a WGSL error as text with a source excerpt ("┌─ wgsl:4:10"); turn it into
  * "file:line:col: message" lines.
  */
-function wgpuCompileMessage(file: string, message: string): string[] {
+function wgpuCompileMessage(message: string, where: (line: number, col: string) => string): string[] {
   const headline = message.split("\n").find((l) => /error/i.test(l))?.trim() ?? message.trim();
-  const positions = [...message.matchAll(/wgsl:(\d+):(\d+)/g)].map((m) => `${m[1]}:${m[2]}`);
-  return positions.length > 0 ? positions.map((p) => `  ${file}:${p}: ${headline}`) : [`  ${file}: ${message.trim()}`];
+  const positions = [...message.matchAll(/wgsl:(\d+):(\d+)/g)].map((m) => where(Number(m[1]), m[2]));
+  return positions.length > 0 ? positions.map((p) => `  ${p}: ${headline}`) : [`  ${message.trim()}`];
 }
