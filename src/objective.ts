@@ -22,6 +22,10 @@ export interface VectorSpace<V> {
   scale(alpha: number, x: V): void;
   /** dst <- src */
   copy(src: V, dst: V): void;
+  /** y <- x ⊙ y (elementwise product; x === y squares). */
+  multiply(x: V, y: V): void;
+  /** y <- alpha x + beta y */
+  linearCombination(alpha: number, x: V, beta: number, y: V): void;
   dispose(v: V): void;
 }
 

@@ -22,7 +22,8 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
   private readonly reduceParams: GPUBuffer;
   private readonly axpyParams: GPUBuffer;
   private readonly scaleParams: GPUBuffer;
-  private kernels: { reduce: Kernel; finish: Kernel; axpy: Kernel; scale: Kernel } | null = null;
+  private readonly multiplyParams: GPUBuffer;
+  private kernels: { reduce: Kernel; finish: Kernel; axpy: Kernel; scale: Kernel; multiply: Kernel } | null = null;
 
   private constructor(readonly ctx: GpuContext, readonly dim: number) {
     const d = ctx.device;
@@ -32,6 +33,8 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
     this.reduceParams = uniform("flatness:dot-params");
     this.axpyParams = uniform("flatness:axpy-params");
     this.scaleParams = uniform("flatness:scale-params");
+    this.multiplyParams = uniform("flatness:multiply-params");
+    d.queue.writeBuffer(this.multiplyParams, 0, new Uint32Array([dim, 0, 0, 0, 0, 0, 0, 0]));
   }
 
   static async create(ctx: GpuContext, dim: number): Promise<GpuVectorSpace> {
@@ -43,6 +46,7 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
       finish: await ctx.kernel({ shader: "reduceFinish", bindings: ["read", "write", "uniform"] }),
       axpy: await ctx.kernel({ shader: "axpy", bindings: ["read", "write", "uniform"] }),
       scale: await ctx.kernel({ shader: "scale", bindings: ["write", "uniform"] }),
+      multiply: await ctx.kernel({ shader: "multiply", bindings: ["read", "write", "uniform"] }),
     };
     return space;
   }
@@ -124,6 +128,21 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
     x.version++;
   }
 
+  multiply(x: GpuVector, y: GpuVector): void {
+    this.check(x, "x");
+    this.check(y, "y");
+    if (x === y) {
+      // A buffer cannot be bound read-only and read-write in one dispatch: square through a copy.
+      const tmp = this.allocate();
+      this.copy(y, tmp);
+      this.multiply(tmp, y);
+      this.dispose(tmp);
+      return;
+    }
+    this.run("multiply", this.kernels!.multiply, [x.buffer, y.buffer, this.multiplyParams]);
+    y.version++;
+  }
+
   copy(src: GpuVector, dst: GpuVector): void {
     this.check(src, "source");
     this.check(dst, "destination");
@@ -142,7 +161,7 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
 
   /** Frees the space's own scratch buffers (vectors are released with dispose()). */
   destroy(): void {
-    for (const b of [this.partials, this.result, this.reduceParams, this.axpyParams, this.scaleParams]) b.destroy();
+    for (const b of [this.partials, this.result, this.reduceParams, this.axpyParams, this.scaleParams, this.multiplyParams]) b.destroy();
   }
 
   private allocate(): GpuVector {

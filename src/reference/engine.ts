@@ -54,6 +54,12 @@ export class HostVectorSpace implements VectorSpace<Float64Array> {
   copy(src: Float64Array, dst: Float64Array): void {
     dst.set(src);
   }
+  multiply(x: Float64Array, y: Float64Array): void {
+    for (let i = 0; i < y.length; i++) y[i] *= x[i];
+  }
+  linearCombination(alpha: number, x: Float64Array, beta: number, y: Float64Array): void {
+    for (let i = 0; i < y.length; i++) y[i] = alpha * x[i] + beta * y[i];
+  }
   dispose(_v: Float64Array): void {}
   private checkLength(n: number) {
     if (n !== this.dim) throw new InputError(`vector has ${n} entries, the parameter space has ${this.dim}`);

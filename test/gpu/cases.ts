@@ -206,7 +206,7 @@ export const engineCases: GpuCase[] = [
     },
   },
   {
-    name: "vector operations: dot, axpy, scale, copy match float64",
+    name: "vector operations: dot, axpy, scale, copy, multiply match float64",
     async run(ctx) {
       const c = makeCase({ widths: [50, 40, 30], batch: 2, loss: "mse" });
       const gpu = await GpuObjective.create(ctx, c.spec, c.data, "mse");
@@ -224,6 +224,11 @@ export const engineCases: GpuCase[] = [
         assertClose("axpy+scale", await s.toArray(y), b.map((bi, i) => -2 * (bi + 0.5 * a[i])), 1e-6, 1e-6);
         s.axpy(1, x, x);
         assertClose("axpy aliasing", await s.toArray(x), a.map((ai) => 2 * ai), 1e-6, 1e-6);
+        s.write(y, b);
+        s.multiply(x, y);
+        assertClose("multiply", await s.toArray(y), b.map((bi, i) => 2 * a[i] * bi), 1e-6, 1e-6);
+        s.multiply(y, y);
+        assertClose("multiply aliasing", await s.toArray(y), b.map((bi, i) => (2 * a[i] * bi) ** 2), 1e-6, 1e-6);
       } finally {
         s.dispose(x);
         s.dispose(y);

@@ -1,0 +1,22 @@
+// multiply.wgsl: Y[i] = X[i] * Y[i] (elementwise). Used for diagonal scalings (D_alpha, |w|
+// element-wise) and parameter-subset masks. 2-D grid for vectors past 65535 * 256 entries.
+// Bindings: 0 X (read), 1 Y (read_write), 2 params (uniform, same layout as axpy.wgsl).
+// CPU twin: HostVectorSpace.multiply (src/reference/engine.ts).
+
+struct Params {
+  n: u32, offX: u32, offY: u32, pad: u32,
+  alpha: f32, beta: f32, pad1: f32, pad2: f32,
+}
+
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let i = gid.x + gid.y * groups.x * 256u;
+  if (i >= p.n) {
+    return;
+  }
+  Y[p.offY + i] = X[p.offX + i] * Y[p.offY + i];
+}
