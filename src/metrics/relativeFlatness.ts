@@ -1,0 +1,194 @@
+/**
+ * Relative flatness (Petzka, Kamp, Adilova, Sminchisescu, Boley, "Relative flatness and
+ * generalization", NeurIPS 2021), for EVERY layer (their code, kampmichael/
+ * RelativeFlatnessAndGeneralization `calculateNeuronwiseHessians_fc_layer`, does one chosen layer).
+ *
+ * For layer l with weight W = W_l [out, in] (rows w_s, one per output unit s, PyTorch layout):
+ *   kappa_l = sum_{s,s'} <w_s, w_s'> Tr(H_{s,s'}),
+ * H_{s,s'} the [in, in] block of the loss Hessian between rows s and s' of W_l (the full-dataset
+ * mean loss of the objective). With G = W Wᵀ and H_l the Hessian block of W_l in the row-major
+ * (s, i) order, kappa_l = Tr(H_l (G ⊗ I_in)). Conventions: weights only (biases are not part of
+ * the measure); no weight-decay term (their code adds 2 lambda_wd ||w_s||² on the diagonal).
+ *
+ * Computation: factor G = R Rᵀ (R = W when in <= out, else a Cholesky factor of G, [out, r],
+ * r = min(in, out)), so kappa_l = Tr((Rᵀ ⊗ I) H_l (R ⊗ I)) = sum over columns v of (R ⊗ I) of
+ * vᵀ H v. Every direction v is built on the host from theta (read back once) and uploaded; only
+ * the scalars vᵀ H v come back (hvpBlock in blocks, dot on the device).
+ *  - exact: the r·in columns v = R[:, j] ⊗ e_i (r·in HVPs);
+ *  - stochastic (Hutchinson, seeded Rademacher Z in {±1}^{r x in}): v = vec(R Z), E[vᵀ H v] = kappa_l,
+ *    with the standard error of the sample mean.
+ * The exact form is used when r·in <= exactLimit unless `exact` says otherwise.
+ *
+ * Invariance (float64-checked in test/metrics/invariant.test.ts): for a function-preserving
+ * diagonal map theta' = D theta, H(theta') = D^-1 H(theta) D^-1 exactly (the map is a global
+ * symmetry of L). Under T_alpha, W_l -> alpha_l W_l: H_l -> H_l / alpha_l², G -> alpha_l² G, so every
+ * kappa_l is invariant. Under neuron-wise rescaling of the units OUTPUT by layer l (rows of W_l
+ * times c): H_l -> (C^-1 ⊗ I) H_l (C^-1 ⊗ I), G -> C G C, so kappa_l is invariant (cyclic trace).
+ * But rescaling the units FEEDING layer l (columns of W_l divided by c) gives Tr(H_l (G' ⊗ C²)) with
+ * G' = W C^-2 Wᵀ, which differs in general: rescaling hidden layer k keeps kappa_k but changes
+ * kappa_{k+1}, hence also the sum over layers. This is Petzka et al.'s invariance (neurons of the
+ * measured layer, its feature representation phi fixed), not invariance to every rescaling.
+ */
+import { InputError } from "../errors.ts";
+import { parameterLayout } from "../model.ts";
+import type { Objective } from "../objective.ts";
+import { Rng } from "../random.ts";
+import { type MetricCost, withCost } from "./cost.ts";
+
+export interface RelativeFlatnessOptions {
+  /** Layers to measure (0-based Linear index); default all. */
+  layers?: number[];
+  /** true: exact for every layer; false: Hutchinson for every layer; default: exact when r·in <= exactLimit. */
+  exact?: boolean;
+  exactLimit?: number;
+  /** Hutchinson samples per stochastic layer (default 64). */
+  samples?: number;
+  /** HVP directions per hvpBlock call (default 16). */
+  blockSize?: number;
+  seed?: number;
+}
+
+export interface LayerRelativeFlatness {
+  layer: number;
+  value: number;
+  /** 0 for the exact form. */
+  stderr: number;
+  exact: boolean;
+  /** HVP directions spent on this layer. */
+  directions: number;
+}
+
+export interface RelativeFlatnessResult {
+  layers: LayerRelativeFlatness[];
+  /** sum of kappa_l over the measured layers. */
+  total: number;
+  /** sqrt of the sum of squared per-layer standard errors (independent seeds per layer). */
+  totalStderr: number;
+  cost: MetricCost;
+}
+
+/**
+ * R with G = W Wᵀ = R Rᵀ, row-major [out, r]: W itself when in <= out, else the lower Cholesky
+ * factor of G (a pivot below 1e-13·max diag(G) zeroes its column: the rank-deficient case).
+ */
+export function gramFactor(w: Float64Array, out: number, inF: number): { r: number; factor: Float64Array } {
+  if (inF <= out) return { r: inF, factor: Float64Array.from(w) };
+  const g = new Float64Array(out * out);
+  for (let s = 0; s < out; s++) {
+    for (let t = 0; t <= s; t++) {
+      let acc = 0;
+      for (let i = 0; i < inF; i++) acc += w[s * inF + i] * w[t * inF + i];
+      g[s * out + t] = acc;
+      g[t * out + s] = acc;
+    }
+  }
+  let maxDiag = 0;
+  for (let s = 0; s < out; s++) maxDiag = Math.max(maxDiag, g[s * out + s]);
+  const tol = 1e-13 * maxDiag;
+  const L = new Float64Array(out * out);
+  for (let j = 0; j < out; j++) {
+    let d = g[j * out + j];
+    for (let k = 0; k < j; k++) d -= L[j * out + k] * L[j * out + k];
+    if (d <= tol) continue; // column j stays zero
+    const ljj = Math.sqrt(d);
+    L[j * out + j] = ljj;
+    for (let i = j + 1; i < out; i++) {
+      let acc = g[i * out + j];
+      for (let k = 0; k < j; k++) acc -= L[i * out + k] * L[j * out + k];
+      L[i * out + j] = acc / ljj;
+    }
+  }
+  return { r: out, factor: L };
+}
+
+/** sum_j vⱼᵀ H vⱼ for host-built directions, hvpBlock in blocks; returns the per-direction values. */
+export async function quadraticForms<V>(
+  objective: Objective<V>,
+  theta: V,
+  count: number,
+  build: (j: number, into: Float64Array) => void,
+  blockSize: number,
+): Promise<Float64Array> {
+  const space = objective.space;
+  const values = new Float64Array(count);
+  const host = new Float64Array(space.dim);
+  for (let start = 0; start < count; start += blockSize) {
+    const m = Math.min(blockSize, count - start);
+    const vs: V[] = [];
+    const outs: V[] = [];
+    try {
+      for (let j = 0; j < m; j++) {
+        host.fill(0);
+        build(start + j, host);
+        vs.push(space.fromArray(host));
+        outs.push(space.zeros());
+      }
+      await objective.hvpBlock(theta, vs, outs);
+      for (let j = 0; j < m; j++) values[start + j] = await space.dot(vs[j], outs[j]);
+    } finally {
+      for (const v of vs) space.dispose(v);
+      for (const o of outs) space.dispose(o);
+    }
+  }
+  return values;
+}
+
+export async function relativeFlatness<V>(
+  objective: Objective<V>,
+  theta: V,
+  options: RelativeFlatnessOptions = {},
+): Promise<RelativeFlatnessResult> {
+  const spec = objective.spec;
+  const layout = parameterLayout(spec);
+  const K = spec.layers.length;
+  const selected = options.layers ?? spec.layers.map((_, k) => k);
+  for (const k of selected) {
+    if (!Number.isInteger(k) || k < 0 || k >= K) throw new InputError(`relative flatness: no layer ${k} (layers are 0..${K - 1})`);
+  }
+  const exactLimit = options.exactLimit ?? 512;
+  const samples = options.samples ?? 64;
+  const blockSize = Math.max(1, Math.floor(options.blockSize ?? 16));
+  if (!(samples >= 2)) throw new InputError(`relative flatness: need at least 2 Hutchinson samples, got ${samples}`);
+  const seed = options.seed ?? 0;
+
+  const { result, cost } = await withCost(objective, async () => {
+    const host = await objective.space.toArray(theta);
+    const layers: LayerRelativeFlatness[] = [];
+    for (const k of selected) {
+      const { inFeatures: inF, outFeatures: out } = spec.layers[k];
+      const off = layout.layers[k].weightOffset;
+      const w = host.subarray(off, off + out * inF);
+      const { r, factor } = gramFactor(w, out, inF);
+      const exact = options.exact ?? r * inF <= exactLimit;
+      if (exact) {
+        // Direction (j, i): V[s, i] = R[s, j], zero elsewhere.
+        const vals = await quadraticForms(objective, theta, r * inF, (idx, into) => {
+          const j = Math.floor(idx / inF);
+          const i = idx % inF;
+          for (let s = 0; s < out; s++) into[off + s * inF + i] = factor[s * r + j];
+        }, blockSize);
+        layers.push({ layer: k, value: vals.reduce((a, b) => a + b, 0), stderr: 0, exact: true, directions: r * inF });
+      } else {
+        const rng = new Rng(seed + 7919 * (k + 1));
+        const z = new Float64Array(r * inF);
+        const vals = await quadraticForms(objective, theta, samples, (_j, into) => {
+          for (let q = 0; q < z.length; q++) z[q] = rng.sign();
+          for (let s = 0; s < out; s++) {
+            for (let i = 0; i < inF; i++) {
+              let acc = 0;
+              for (let j = 0; j < r; j++) acc += factor[s * r + j] * z[j * inF + i];
+              into[off + s * inF + i] = acc;
+            }
+          }
+        }, blockSize);
+        const mean = vals.reduce((a, b) => a + b, 0) / samples;
+        const variance = vals.reduce((a, b) => a + (b - mean) ** 2, 0) / (samples - 1);
+        layers.push({ layer: k, value: mean, stderr: Math.sqrt(variance / samples), exact: false, directions: samples });
+      }
+    }
+    const total = layers.reduce((a, l) => a + l.value, 0);
+    const totalStderr = Math.sqrt(layers.reduce((a, l) => a + l.stderr ** 2, 0));
+    return { layers, total, totalStderr };
+  });
+  return { ...result, cost };
+}

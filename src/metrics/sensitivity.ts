@@ -1,0 +1,162 @@
+/**
+ * Sensitivities related to Dinh et al. (2017):
+ *  - layerGradientNorms: ||grad_{W_k} L|| and ||grad_{b_k} L|| per tensor and layer. Since
+ *    grad L(T_alpha theta) = D_alpha^-1 grad L(theta) (src/transforms/alphaScale.ts), the weight
+ *    gradient of layer k scales as 1/alpha_k and the bias gradient as 1/prod_{j<=k} alpha_j: with
+ *    small alpha_k the gradient (and so any Lipschitz-type bound) blows up while the function is
+ *    unchanged (the non-Lipschitz point of Dinh et al. §4 and the thesis).
+ *  - inputGradientNorms: sensitivity to the INPUT, ||d f(x)/dx||_F (Frobenius norm of the [C, d]
+ *    Jacobian J = W_{K-1} D_{K-2} W_{K-2} ... D_0 W_0, D_k = diag(phi'(z_k)), phi'(0) = slope as the
+ *    engines) or ||d l(x)/dx||_2 for the per-sample loss l (no 1/N; mse with its 1/C), per sample,
+ *    with the mean and max over the dataset. It depends only on the function, so it is unchanged by
+ *    T_alpha and neuron-wise rescaling, and it changes under input reparametrizations (Dinh et al.
+ *    §5.2). Computed on the host in float64 by plain loops over the ReLU masks.
+ */
+import { type Dataset, validateDataset } from "../data.ts";
+import { InputError } from "../errors.ts";
+import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout } from "../model.ts";
+import type { Objective } from "../objective.ts";
+import { type MetricCost, withCost } from "./cost.ts";
+import { layerMask } from "./operator.ts";
+import { hostCost, hostForward, perSampleLossGradient } from "./normBased.ts";
+
+export interface TensorGradientNorm {
+  name: string;
+  layer: number;
+  role: "weight" | "bias";
+  norm: number;
+}
+
+export interface LayerGradientNorm {
+  layer: number;
+  weight: number;
+  /** null when the layer has no bias. */
+  bias: number | null;
+  /** sqrt(weight² + bias²). */
+  norm: number;
+}
+
+export interface LayerGradientNormsResult {
+  loss: number;
+  tensors: TensorGradientNorm[];
+  layers: LayerGradientNorm[];
+  /** ||grad L||. */
+  total: number;
+  cost: MetricCost;
+}
+
+/** One gradient on the device; each tensor norm is a masked dot product (only scalars come back). */
+export async function layerGradientNorms<V>(objective: Objective<V>, theta: V): Promise<LayerGradientNormsResult> {
+  const spec = objective.spec;
+  const layout = parameterLayout(spec);
+  const space = objective.space;
+  const { result, cost } = await withCost(objective, async () => {
+    const g = space.zeros();
+    const tmp = space.zeros();
+    try {
+      const loss = await objective.gradient(theta, g);
+      const tensors: TensorGradientNorm[] = [];
+      for (const view of layout.views) {
+        const mask = space.fromArray(layerMask(spec, [view.name]));
+        try {
+          space.copy(g, tmp);
+          space.multiply(mask, tmp);
+          const sq = await space.dot(tmp, tmp);
+          tensors.push({ name: view.name, layer: view.layer, role: view.role, norm: Math.sqrt(Math.max(sq, 0)) });
+        } finally {
+          space.dispose(mask);
+        }
+      }
+      const layers: LayerGradientNorm[] = spec.layers.map((_, k) => {
+        const weight = tensors.find((t) => t.layer === k && t.role === "weight")!.norm;
+        const b = tensors.find((t) => t.layer === k && t.role === "bias");
+        return { layer: k, weight, bias: b ? b.norm : null, norm: Math.hypot(weight, b ? b.norm : 0) };
+      });
+      const total = Math.sqrt(tensors.reduce((s, t) => s + t.norm * t.norm, 0));
+      return { loss, tensors, layers, total };
+    } finally {
+      space.dispose(g);
+      space.dispose(tmp);
+    }
+  });
+  return { ...result, cost };
+}
+
+export interface InputGradientOptions {
+  /** "output": ||df/dx||_F (default); "loss": ||dl/dx||_2 (needs `loss`). */
+  of?: "output" | "loss";
+  loss?: LossKind;
+}
+
+export interface InputGradientNormsResult {
+  of: "output" | "loss";
+  perSample: Float64Array;
+  mean: number;
+  max: number;
+  cost: MetricCost;
+}
+
+/** Back-propagates one output-space covector of sample s to the input: covector · df(x_s)/dx, length d. */
+function backToInput(
+  spec: ModelSpec,
+  theta: ArrayLike<number>,
+  z: Float64Array[],
+  s: number,
+  covector: Float64Array,
+): Float64Array {
+  const layout = parameterLayout(spec);
+  const slope = negativeSlope(spec.activation);
+  let g = covector;
+  for (let k = spec.layers.length - 1; k >= 0; k--) {
+    const l = spec.layers[k];
+    const w = layout.layers[k].weightOffset;
+    const next = new Float64Array(l.inFeatures);
+    for (let i = 0; i < l.inFeatures; i++) {
+      let acc = 0;
+      for (let o = 0; o < l.outFeatures; o++) acc += g[o] * theta[w + o * l.inFeatures + i];
+      next[i] = k > 0 && !(z[k - 1][s * l.inFeatures + i] > 0) ? slope * acc : acc;
+    }
+    g = next;
+  }
+  return g;
+}
+
+export function inputGradientNorms(
+  spec: ModelSpec,
+  theta: Float64Array,
+  data: Dataset,
+  options: InputGradientOptions = {},
+): Promise<InputGradientNormsResult> {
+  const of = options.of ?? "output";
+  if (of === "loss" && !options.loss) throw new InputError("input gradient of the loss needs the loss kind (options.loss)");
+  return hostCost(() => {
+    if (data.features !== spec.layers[0].inFeatures) {
+      throw new InputError(`data has ${data.features} features per sample but the model's first layer takes ${spec.layers[0].inFeatures}`);
+    }
+    if (of === "loss") validateDataset(spec, data, options.loss!);
+    const fw = hostForward(spec, theta, data.x);
+    const c = outputWidth(spec);
+    const f = fw.z[fw.z.length - 1];
+    const dl = of === "loss" ? perSampleLossGradient(options.loss!, f, data, c) : null;
+    const perSample = new Float64Array(data.n);
+    const cov = new Float64Array(c);
+    for (let s = 0; s < data.n; s++) {
+      let sq = 0;
+      if (dl) {
+        const g = backToInput(spec, theta, fw.z, s, dl.subarray(s * c, (s + 1) * c));
+        for (const v of g) sq += v * v;
+      } else {
+        for (let r = 0; r < c; r++) {
+          cov.fill(0);
+          cov[r] = 1;
+          const g = backToInput(spec, theta, fw.z, s, cov);
+          for (const v of g) sq += v * v;
+        }
+      }
+      perSample[s] = Math.sqrt(sq);
+    }
+    const mean = perSample.reduce((a, b) => a + b, 0) / data.n;
+    const max = perSample.reduce((a, b) => Math.max(a, b), 0);
+    return { of, perSample, mean, max };
+  }).then(({ result, cost }) => ({ ...result, cost }));
+}
