@@ -16,6 +16,8 @@ export interface VectorSpace<V> {
   /** Overwrites a vector with host values. */
   write(v: V, values: ArrayLike<number>): void;
   dot(a: V, b: V): Promise<number>;
+  /** xs[i]·y for every i, equal to dot(xs[i], y) each, in one round trip where the space can. */
+  dots(xs: V[], y: V): Promise<number[]>;
   /** y <- y + alpha x */
   axpy(alpha: number, x: V, y: V): void;
   /** x <- alpha x */

@@ -8,6 +8,9 @@ import type { VectorSpace } from "../objective.ts";
 import type { GpuContext, Kernel } from "./context.ts";
 import { reduceGroups } from "./dispatch.ts";
 
+/** Dots per readback in GpuVectorSpace.dots. */
+const DOTS_BATCH = 64;
+
 export const VECTOR_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 export class GpuVector {
@@ -19,6 +22,8 @@ export class GpuVector {
 export class GpuVectorSpace implements VectorSpace<GpuVector> {
   private readonly partials: GPUBuffer;
   private readonly result: GPUBuffer;
+  /** dots(): one f32 slot per dot of a batch, read back together. */
+  private readonly batchResults: GPUBuffer;
   private readonly reduceParams: GPUBuffer;
   private readonly axpyParams: GPUBuffer;
   private readonly scaleParams: GPUBuffer;
@@ -29,6 +34,7 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
     const d = ctx.device;
     this.partials = d.createBuffer({ label: "flatness:dot-partials", size: 256 * 4, usage: GPUBufferUsage.STORAGE });
     this.result = d.createBuffer({ label: "flatness:dot-result", size: 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    this.batchResults = d.createBuffer({ label: "flatness:dots-results", size: DOTS_BATCH * 4, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
     const uniform = (label: string) => d.createBuffer({ label, size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.reduceParams = uniform("flatness:dot-params");
     this.axpyParams = uniform("flatness:axpy-params");
@@ -97,6 +103,39 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
     return (await this.ctx.readFloats(this.result, 0, 1))[0];
   }
 
+  /**
+   * xs[i]·y for every i with one readback per batch of up to DOTS_BATCH (Gram-Schmidt against a
+   * Lanczos basis needs many dots at once; one readback each would cost a round trip each). Each
+   * dot runs the same two reduction stages as dot(), so it returns the same bits.
+   */
+  async dots(xs: GpuVector[], y: GpuVector): Promise<number[]> {
+    this.check(y, "second operand");
+    xs.forEach((x, i) => this.check(x, `operand ${i}`));
+    const k = this.kernels!;
+    const groups = reduceGroups(this.dim);
+    this.ctx.device.queue.writeBuffer(this.reduceParams, 0, new Uint32Array([this.dim, 0, 0, 0, groups, 0, 0, 0]));
+    const out: number[] = [];
+    for (let start = 0; start < xs.length; start += DOTS_BATCH) {
+      const batch = xs.slice(start, start + DOTS_BATCH);
+      const encoder = this.ctx.device.createCommandEncoder({ label: "flatness:dots" });
+      const finish = this.bind(k.finish, [this.partials, this.result, this.reduceParams]);
+      batch.forEach((x, i) => {
+        const pass = encoder.beginComputePass({ label: "flatness:dots" });
+        pass.setPipeline(k.reduce.pipeline);
+        pass.setBindGroup(0, this.bind(k.reduce, [x.buffer, y.buffer, this.partials, this.reduceParams]));
+        pass.dispatchWorkgroups(groups);
+        pass.setPipeline(k.finish.pipeline);
+        pass.setBindGroup(0, finish);
+        pass.dispatchWorkgroups(1);
+        pass.end();
+        encoder.copyBufferToBuffer(this.result, 0, this.batchResults, i * 4, 4);
+      });
+      this.ctx.device.queue.submit([encoder.finish()]);
+      out.push(...(await this.ctx.readFloats(this.batchResults, 0, batch.length)));
+    }
+    return out;
+  }
+
   axpy(alpha: number, x: GpuVector, y: GpuVector): void {
     this.check(x, "x");
     this.check(y, "y");
@@ -161,7 +200,7 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
 
   /** Frees the space's own scratch buffers (vectors are released with dispose()). */
   destroy(): void {
-    for (const b of [this.partials, this.result, this.reduceParams, this.axpyParams, this.scaleParams, this.multiplyParams]) b.destroy();
+    for (const b of [this.partials, this.result, this.batchResults, this.reduceParams, this.axpyParams, this.scaleParams, this.multiplyParams]) b.destroy();
   }
 
   private allocate(): GpuVector {

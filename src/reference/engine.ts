@@ -45,6 +45,9 @@ export class HostVectorSpace implements VectorSpace<Float64Array> {
     for (let i = 0; i < a.length; i++) s += a[i] * b[i];
     return Promise.resolve(s);
   }
+  async dots(xs: Float64Array[], y: Float64Array): Promise<number[]> {
+    return await Promise.all(xs.map((x) => this.dot(x, y)));
+  }
   axpy(alpha: number, x: Float64Array, y: Float64Array): void {
     for (let i = 0; i < y.length; i++) y[i] += alpha * x[i];
   }
