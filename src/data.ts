@@ -50,3 +50,21 @@ export function validateDataset(spec: ModelSpec, data: Dataset, loss: LossKind):
     }
   }
 }
+
+/** The samples at `indices` (in that order), as a new dataset: used for per-subset metrics (m-sharpness). */
+export function subsetDataset(data: Dataset, indices: ArrayLike<number>): Dataset {
+  const d = data.features;
+  const m = indices.length;
+  const x = new Float32Array(m * d);
+  const c = data.targets ? data.targets.length / data.n : 0;
+  const targets = data.targets ? new Float32Array(m * c) : undefined;
+  const labels = data.labels ? new Int32Array(m) : undefined;
+  for (let r = 0; r < m; r++) {
+    const i = indices[r];
+    if (!(Number.isInteger(i) && i >= 0 && i < data.n)) throw new InputError(`subset index ${i} is outside the dataset's ${data.n} samples`);
+    x.set(data.x.subarray(i * d, (i + 1) * d), r * d);
+    if (labels) labels[r] = data.labels![i];
+    if (targets) targets.set(data.targets!.subarray(i * c, (i + 1) * c), r * c);
+  }
+  return { n: m, features: d, x, labels, targets };
+}

@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { InputError } from "../errors.ts";
 import { BENCH_SIZES, runBench } from "../bench/engineBench.ts";
+import { runMetricBench } from "../bench/metricBench.ts";
 import { table } from "./format.ts";
 
 export const BENCH_HELP = `flatness bench: forward, gradient, HVP and block-HVP timings, beside @jax-js/jax
@@ -12,6 +13,14 @@ Rows: params, batch, forwardMs, gradientMs, hvpMs, hvpReuseMs (forward state kep
 (K directions, default 8), the ratios hvp/gradient and block/hvp, GFLOP/s, and jax-js's HVP on
 the same data (checked equal first). Default sizes: all on a hardware GPU, 10k and 100k on
 software WebGPU (the 1M row takes minutes there). Times are medians of R repeats after a warm-up.
+
+Usage: flatness bench --metrics [--json] [--samples N] [--widths 256,256,128,10] [--power-iters P]
+                      [--trace-matvecs M] [--no-jax]
+
+Curvature metrics at benchmark size (default ~100k parameters, 2,048 samples): the top eigenvalue by
+Lanczos and the trace by Hutch++ (HVPs used, wall time), and the same power iteration (P HVPs,
+default 20) by this engine and by jax-js in the same run, checked to agree before their times are
+compared. Hutch++ uses M products (default 99 on a hardware GPU, 30 on software WebGPU).
 `;
 
 export async function runBenchCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
@@ -19,7 +28,8 @@ export async function runBenchCommand(argv: string[], out: (s: string) => void, 
     args: argv,
     options: {
       json: { type: "boolean" }, sizes: { type: "string" }, repeats: { type: "string" }, block: { type: "string" },
-      "no-jax": { type: "boolean" }, help: { type: "boolean", short: "h" },
+      "no-jax": { type: "boolean" }, help: { type: "boolean", short: "h" }, metrics: { type: "boolean" },
+      samples: { type: "string" }, widths: { type: "string" }, "power-iters": { type: "string" }, "trace-matvecs": { type: "string" },
     },
     strict: true,
   });
@@ -37,6 +47,32 @@ export async function runBenchCommand(argv: string[], out: (s: string) => void, 
     if (!Number.isInteger(n) || n < 1) throw new InputError(`--${name} must be a positive integer, got ${v}`);
     return n;
   };
+  if (values.metrics) {
+    const widths = values.widths?.split(",").map((w) => positive("widths", w.trim())!);
+    const r = await runMetricBench({
+      widths,
+      samples: positive("samples", values.samples),
+      powerIterations: positive("power-iters", values["power-iters"]),
+      traceMatvecs: positive("trace-matvecs", values["trace-matvecs"]),
+      jax: !values["no-jax"],
+      log: err,
+    });
+    if (values.json) {
+      out(JSON.stringify(r, null, 2));
+      return 0;
+    }
+    out(`adapter: ${r.adapter}${r.software ? " (software WebGPU)" : ""}; ${r.params} parameters, ${r.samples} samples`);
+    const jax = r.jaxPower && "wallMs" in r.jaxPower ? r.jaxPower : null;
+    out(table(["measure", "value", "HVPs", "wall ms", "ms/HVP"], [
+      ["top eigenvalue (Lanczos)", r.lanczos.eigenvalue, r.lanczos.hvps, r.lanczos.wallMs, r.lanczos.wallMs / r.lanczos.hvps],
+      ["trace (Hutch++)", r.hutchPlusPlus.estimate, r.hutchPlusPlus.hvps, r.hutchPlusPlus.wallMs, r.hutchPlusPlus.wallMs / r.hutchPlusPlus.hvps],
+      ["power iteration (ours)", r.power.eigenvalue, r.power.hvps, r.power.wallMs, r.power.msPerHvp],
+      ...(jax ? [[`power iteration (jax-js ${jax.backend})`, jax.eigenvalue, jax.iterations, jax.wallMs, jax.msPerHvp]] : []),
+    ]));
+    if (jax) out(`jax-js / ours, same power iteration: ${jax.speedup.toFixed(2)}x`);
+    else if (r.jaxPower && "error" in r.jaxPower) out(r.jaxPower.error);
+    return 0;
+  }
   const result = await runBench({ sizes, repeats: positive("repeats", values.repeats), blockSize: positive("block", values.block), jax: !values["no-jax"], log: err });
   if (values.json) {
     out(JSON.stringify(result, null, 2));

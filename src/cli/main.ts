@@ -7,6 +7,7 @@ import { FlatnessError } from "../errors.ts";
 import { runBenchCommand } from "./bench.ts";
 import { runDemo } from "./demo.ts";
 import { runHvp } from "./hvp.ts";
+import { runMeasure } from "./measure.ts";
 
 const HELP = `flatness: Hessians, flatness and sharpness of ReLU nets on WebGPU (Dinh et al., ICML 2017)
 
@@ -16,6 +17,8 @@ Commands:
   demo     built-in check: loss, gradient norm and an exact HVP on a small net, each checked
            against the float64 reference, finite differences and the T_alpha identity (default)
   hvp      Hessian-vector product and gradient of a model file over a dataset
+  measure  flatness and sharpness metrics: spectrum, trace, density, epsilon-sharpness, volume,
+           adaptive sharpness and the reparametrization-invariant measures
   bench    timings of forward, gradient, HVP and block HVP, beside @jax-js/jax
 `;
 
@@ -36,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
       }
       case "hvp":
         return await runHvp(rest, out, err);
+      case "measure":
+        return await runMeasure(rest, out, err);
       case "bench":
         return await runBenchCommand(rest, out, err);
       case "help":
@@ -53,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof TypeError && /Unknown option|Option '.*' argument|Unexpected argument/.test(e.message)) {
-      err(`flatness ${command}: ${e.message} (see flatness ${command} --help)`);
+      err(`flatness ${command}: ${e.message.replace(/\s*\n\s*/g, " ")} (see flatness ${command} --help)`);
       return 2;
     }
     throw e;

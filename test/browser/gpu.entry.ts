@@ -5,6 +5,7 @@
  */
 import { GpuContext } from "../../src/gpu/context.ts";
 import { engineCases, errorCases, tiledKernelCases } from "../gpu/cases.ts";
+import { metricCases } from "../gpu/metricCases.ts";
 
 interface CaseResult {
   name: string;
@@ -30,7 +31,7 @@ async function main() {
     return;
   }
   const results: CaseResult[] = [];
-  for (const c of [...engineCases, ...tiledKernelCases, ...errorCases]) {
+  for (const c of [...engineCases, ...tiledKernelCases, ...metricCases, ...errorCases]) {
     const t0 = performance.now();
     try {
       await c.run(ctx);

@@ -4,10 +4,11 @@
  */
 import { GpuContext } from "../../src/gpu/context.ts";
 import { engineCases, errorCases, tiledKernelCases } from "../gpu/cases.ts";
+import { metricCases } from "../gpu/metricCases.ts";
 
 const ctx = await GpuContext.create();
 console.log(`adapter: ${ctx.describe()}`);
 
-for (const c of [...engineCases, ...tiledKernelCases, ...errorCases]) {
+for (const c of [...engineCases, ...tiledKernelCases, ...metricCases, ...errorCases]) {
   Deno.test({ name: c.name, sanitizeResources: false, sanitizeOps: false, fn: () => c.run(ctx) });
 }
