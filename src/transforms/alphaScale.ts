@@ -6,8 +6,9 @@
  * The map is linear and diagonal, T_alpha(theta) = D_alpha theta, so
  *   grad L(T_alpha theta) = D_alpha^{-1} grad L(theta),   H(T_alpha theta) = D_alpha^{-1} H(theta) D_alpha^{-1}.
  */
-import { InputError } from "../errors.ts";
+import { InputError, assertFinite } from "../errors.ts";
 import { type ModelSpec, parameterLayout } from "../model.ts";
+import { assertHomogeneous } from "./neuronScale.ts";
 
 /** The diagonal of D_alpha in the flat layout. */
 export function alphaScaleDiagonal(spec: ModelSpec, alphas: number[], tolerance = 1e-9): Float64Array {
@@ -34,5 +35,22 @@ export function alphaScaleDiagonal(spec: ModelSpec, alphas: number[], tolerance 
 
 export function alphaScale(spec: ModelSpec, theta: Float64Array, alphas: number[]): Float64Array {
   const d = alphaScaleDiagonal(spec, alphas);
+  return theta.map((t, i) => t * d[i]);
+}
+
+/**
+ * alphaScaleDiagonal for a model, after refusing (InputError naming the activation) one whose
+ * activation is not positively homogeneous, for which T_alpha would change the function.
+ */
+export function homogeneousAlphaScaleDiagonal(spec: ModelSpec, alphas: number[]): Float64Array {
+  assertHomogeneous(spec, "T_alpha");
+  return alphaScaleDiagonal(spec, alphas);
+}
+
+/** T_alpha(theta) for a model: alphaScale with the activation and theta checked (length, finite). */
+export function homogeneousAlphaScale(spec: ModelSpec, theta: Float64Array, alphas: number[]): Float64Array {
+  const d = homogeneousAlphaScaleDiagonal(spec, alphas);
+  if (theta.length !== d.length) throw new InputError(`theta has ${theta.length} entries, the model has ${d.length} parameters`);
+  assertFinite("theta", theta);
   return theta.map((t, i) => t * d[i]);
 }
