@@ -4,10 +4,12 @@
  * prints one clear line and exits 2.
  */
 import { FlatnessError } from "../errors.ts";
+import { runAudit } from "./audit.ts";
 import { runBenchCommand } from "./bench.ts";
 import { runDemo } from "./demo.ts";
 import { runHvp } from "./hvp.ts";
 import { runMeasure } from "./measure.ts";
+import { runTransform } from "./transform.ts";
 
 const HELP = `flatness: Hessians, flatness and sharpness of ReLU nets on WebGPU (Dinh et al., ICML 2017)
 
@@ -19,6 +21,10 @@ Commands:
   hvp      Hessian-vector product and gradient of a model file over a dataset
   measure  flatness and sharpness metrics: spectrum, trace, density, epsilon-sharpness, volume,
            adaptive sharpness and the reparametrization-invariant measures
+  transform  function-preserving transforms and the constructions of the proofs: alpha, neuron,
+           sharpen, sharpen-count, flatten, eps-construction (a model file in, the same format out)
+  audit    each metric before and after T_alpha, neuron-wise rescaling, weight normalization,
+           a radial map and input whitening, beside the function check
   bench    timings of forward, gradient, HVP and block HVP, beside @jax-js/jax
 `;
 
@@ -41,6 +47,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runHvp(rest, out, err);
       case "measure":
         return await runMeasure(rest, out, err);
+      case "transform":
+        return await runTransform(rest, out, err);
+      case "audit":
+        return await runAudit(rest, out, err);
       case "bench":
         return await runBenchCommand(rest, out, err);
       case "help":

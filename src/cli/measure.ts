@@ -5,13 +5,11 @@
 import { parseArgs } from "node:util";
 import type { Dataset } from "../data.ts";
 import { InputError } from "../errors.ts";
-import { GpuContext } from "../gpu/context.ts";
-import { GpuObjective } from "../gpu/objective.ts";
 import type { LossKind, ModelSpec } from "../model.ts";
 import type { Objective } from "../objective.ts";
-import { ReferenceObjective } from "../reference/engine.ts";
 import { METRICS, type MeasureOptions, type MeasureReport, measureMetrics, parseMetricList } from "../metrics/suite.ts";
 import { formatNumber, table } from "./format.ts";
+import { numberOption, progressPrinter, withEngine } from "./engine.ts";
 import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
 
 export const MEASURE_HELP = `flatness measure: flatness and sharpness metrics of a model's loss over a dataset
@@ -52,27 +50,6 @@ Output:
 Example:
   flatness measure --model net.safetensors --data x.npy --labels y.npy --loss ce --metrics spectrum,trace,adaptive --json
 `;
-
-function numberOption(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const x = Number(value);
-  if (value.trim() === "" || !Number.isFinite(x)) throw new InputError(`--${name} must be a number, got '${value}'`);
-  return x;
-}
-
-/** A stderr progress line per metric, at most every 2 s (plus each metric's first and last). */
-function progressPrinter(err: (s: string) => void) {
-  let last = 0;
-  let lastMetric = "";
-  return (metric: string, fraction: number, message: string) => {
-    const now = Date.now();
-    if (metric !== lastMetric || fraction >= 1 || now - last > 2000) {
-      err(`[${metric}] ${(100 * Math.min(1, fraction)).toFixed(0)}% ${message}`);
-      last = now;
-      lastMetric = metric;
-    }
-  };
-}
 
 export async function runMeasure(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { values } = parseArgs({
@@ -122,22 +99,14 @@ export async function runMeasure(argv: string[], out: (s: string) => void, err: 
   const theta = loaded.model.theta;
   if (!values.quiet) err(`model ${values.model}: ${theta.length} parameters; ${data.n} samples; metrics ${metrics.join(", ")}`);
 
-  let report: MeasureReport;
-  if (values.cpu) {
-    const make = (d: Dataset) => Promise.resolve(new ReferenceObjective(spec, d, loss));
-    report = await measureOn(await make(data), theta, data, { ...options, subsetObjective: make });
-  } else {
-    const ctx = await GpuContext.create();
-    if (!values.quiet) err(`adapter: ${ctx.describe()}`);
-    const make = (d: Dataset) => GpuObjective.create(ctx, spec, d, loss);
-    const gpu = await make(data);
+  const report = await withEngine(Boolean(values.cpu), loss, values.quiet ? null : err, async (make) => {
+    const objective = await make(spec, data);
     try {
-      report = await measureOn(gpu, theta, data, { ...options, subsetObjective: make });
+      return await measureOn(objective, theta, data, { ...options, subsetObjective: (d) => make(spec, d) });
     } finally {
-      gpu.dispose();
-      ctx.destroy();
+      objective.dispose();
     }
-  }
+  });
   if (values.json) out(JSON.stringify(report));
   else out(formatReport(report, spec, loss));
   return 0;

@@ -1,0 +1,197 @@
+/**
+ * The invariance audit (Dinh et al. 2017 made into a table): for each transform, the function
+ * check (largest output difference over the data, loss difference) and each metric before, after,
+ * their ratio, and a verdict: invariant when the two agree within the tolerance (plus three
+ * combined standard errors for stochastic estimates), moved otherwise. The paper predicts the
+ * Hessian-based measures, epsilon-sharpness and volume move under T_alpha while the function does
+ * not; the reparametrization-invariant measures proposed since (adaptive sharpness, Fisher-Rao and
+ * path norms, relative flatness, normalized sharpness) should not.
+ */
+import { InputError } from "../errors.ts";
+import { type MeasureOptions, type MeasureReport, type MetricName, measureMetrics } from "../metrics/suite.ts";
+import { type Headline, headline } from "./headline.ts";
+import {
+  type AuditBase,
+  type AuditTransformName,
+  type AuditView,
+  type ObjectiveFactory,
+  setupTransform,
+  type TransformFamily,
+} from "./transforms.ts";
+
+/** Metrics that need theta's layout or the host model (they do not apply to an eta view). */
+const THETA_ONLY: ReadonlySet<MetricName> = new Set<MetricName>([
+  "diagonal", "per-layer", "m-sharpness", "fisher-rao", "path-norm", "relative-flatness", "normalized-sharpness", "gradient-norms", "input-gradients",
+]);
+
+export const DEFAULT_AUDIT_METRICS: MetricName[] = [
+  "spectrum", "trace", "epsilon-sharpness", "keskar", "adaptive", "fisher-rao", "path-norm", "relative-flatness", "normalized-sharpness", "input-gradients",
+];
+
+export interface AuditOptions {
+  transforms: AuditTransformName[];
+  metrics: MetricName[];
+  /** Transform strength a (default 4). */
+  factor?: number;
+  /** Relative tolerance of the invariance verdict (default 1e-3: f32 GPU arithmetic and iterative solvers). */
+  tolerance?: number;
+  seed?: number;
+  /** Options passed to every measureMetrics call (top-k, trace samples, epsilon, ...). */
+  measure?: Omit<MeasureOptions, "metrics" | "seed" | "layers" | "onProgress" | "subsetObjective">;
+  onProgress?: (stage: string, fraction: number, message: string) => void;
+}
+
+export interface FunctionCheck {
+  /** max over samples and outputs of |f_after - f_before|. */
+  maxOutputDifference: number;
+  /** That, divided by max |f_before|. */
+  relativeOutputDifference: number;
+  lossBefore: number;
+  lossAfter: number;
+}
+
+export interface AuditMetricRow {
+  metric: MetricName;
+  label: string;
+  before: number | null;
+  after: number | null;
+  /** after / before (exp(after - before) for a logarithm); null when not applicable. */
+  ratio: number | null;
+  verdict: "invariant" | "moved" | "n/a";
+  note?: string;
+}
+
+export interface AuditTransformRow {
+  transform: AuditTransformName;
+  family: TransformFamily | null;
+  description: string;
+  parameters: Record<string, unknown>;
+  functionCheck: FunctionCheck | null;
+  metrics: AuditMetricRow[];
+  /** Why the transform was not applied (e.g. T_alpha on a one-layer model). */
+  skipped?: string;
+}
+
+export interface AuditReport {
+  parameters: number;
+  samples: number;
+  loss: string;
+  seed: number;
+  tolerance: number;
+  factor: number;
+  base: MeasureReport;
+  transforms: AuditTransformRow[];
+  wallMs: number;
+}
+
+async function measureView(view: AuditView, metrics: MetricName[], options: AuditOptions, stage: string, make: ObjectiveFactory): Promise<MeasureReport> {
+  const applicable = view.thetaCoordinates ? metrics : metrics.filter((m) => !THETA_ONLY.has(m));
+  const space = view.objective.space;
+  const point = space.fromArray(view.point);
+  try {
+    return await measureMetrics(view.objective, point, view.theta, view.data, {
+      ...options.measure,
+      metrics: applicable,
+      seed: options.seed ?? 0,
+      subsetObjective: (d) => make(view.spec, d),
+      onProgress: (metric, f, msg) => options.onProgress?.(stage, f, `${metric}: ${msg}`),
+    });
+  } finally {
+    space.dispose(point);
+  }
+}
+
+async function outputsOf(view: AuditView): Promise<Float64Array> {
+  const space = view.objective.space;
+  const p = space.fromArray(view.point);
+  try {
+    return await view.objective.outputs(p);
+  } finally {
+    space.dispose(p);
+  }
+}
+
+function compare(metric: MetricName, before: MeasureReport, after: MeasureReport, tolerance: number, afterApplies: boolean): AuditMetricRow {
+  const b: Headline | null = headline(metric, before);
+  const a: Headline | null = afterApplies ? headline(metric, after) : null;
+  const label = b?.label ?? a?.label ?? metric;
+  if (!afterApplies) {
+    return { metric, label, before: b?.value ?? null, after: null, ratio: null, verdict: "n/a", note: "reads theta's layout: not defined in eta coordinates" };
+  }
+  if (!a || !b) return { metric, label, before: b?.value ?? null, after: a?.value ?? null, ratio: null, verdict: "n/a", note: "no value" };
+  const noise = 3 * Math.hypot(a.stderr, b.stderr);
+  const scale = a.log ? 1 : Math.max(Math.abs(a.value), Math.abs(b.value));
+  const ratio = a.log ? Math.exp(a.value - b.value) : b.value !== 0 ? a.value / b.value : a.value === 0 ? 1 : Infinity;
+  const invariant = Math.abs(a.value - b.value) <= tolerance * scale + noise + 1e-12;
+  return { metric, label, before: b.value, after: a.value, ratio, verdict: invariant ? "invariant" : "moved" };
+}
+
+/**
+ * Runs the audit of `base` under `options.transforms`, measuring `options.metrics` before and
+ * after each with objectives from `make` (the GPU engine or the float64 reference).
+ */
+export async function audit(base: AuditBase, make: ObjectiveFactory, options: AuditOptions): Promise<AuditReport> {
+  const t0 = performance.now();
+  const factor = options.factor ?? 4;
+  if (!(factor > 0) || !Number.isFinite(factor) || factor === 1) throw new InputError(`the transform strength must be positive, finite and not 1, got ${factor}`);
+  const tolerance = options.tolerance ?? 1e-3;
+  if (!(tolerance > 0 && tolerance < 1)) throw new InputError(`the tolerance must lie in (0, 1), got ${tolerance}`);
+  if (options.transforms.length === 0) throw new InputError("no transforms to audit");
+  const seed = options.seed ?? 0;
+  const baseView: AuditView = await (async () => {
+    const objective = await make(base.spec, base.data);
+    return { objective, point: base.theta, theta: base.theta, spec: base.spec, data: base.data, thetaCoordinates: true, dispose: () => (objective as { dispose?: () => void }).dispose?.() };
+  })();
+  try {
+    const baseReport = await measureView(baseView, options.metrics, options, "base", make);
+    const baseOutputs = await outputsOf(baseView);
+    const rows: AuditTransformRow[] = [];
+    for (const name of options.transforms) {
+      let setup;
+      try {
+        setup = await setupTransform(name, base, make, factor, seed);
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        rows.push({ transform: name, family: null, description: e.message, parameters: {}, functionCheck: null, metrics: [], skipped: e.message });
+        continue;
+      }
+      try {
+        const beforeView = setup.before ?? baseView;
+        const beforeReport = setup.before ? await measureView(setup.before, options.metrics, options, `${name} (before)`, make) : baseReport;
+        const afterReport = await measureView(setup.after, options.metrics, options, name, make);
+        const beforeOutputs = setup.before ? await outputsOf(beforeView) : baseOutputs;
+        const afterOutputs = await outputsOf(setup.after);
+        let maxDiff = 0;
+        let maxAbs = 0;
+        for (let i = 0; i < beforeOutputs.length; i++) {
+          maxDiff = Math.max(maxDiff, Math.abs(afterOutputs[i] - beforeOutputs[i]));
+          maxAbs = Math.max(maxAbs, Math.abs(beforeOutputs[i]));
+        }
+        rows.push({
+          transform: name,
+          family: setup.family,
+          description: setup.description,
+          parameters: setup.parameters,
+          functionCheck: { maxOutputDifference: maxDiff, relativeOutputDifference: maxAbs > 0 ? maxDiff / maxAbs : maxDiff, lossBefore: beforeReport.loss, lossAfter: afterReport.loss },
+          metrics: options.metrics.map((m) => compare(m, beforeReport, afterReport, tolerance, setup.after.thetaCoordinates || !THETA_ONLY.has(m))),
+        });
+      } finally {
+        setup.before?.dispose();
+        setup.after.dispose();
+      }
+    }
+    return {
+      parameters: base.theta.length,
+      samples: base.data.n,
+      loss: base.loss,
+      seed,
+      tolerance,
+      factor,
+      base: baseReport,
+      transforms: rows,
+      wallMs: performance.now() - t0,
+    };
+  } finally {
+    baseView.dispose();
+  }
+}
