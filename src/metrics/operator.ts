@@ -42,6 +42,35 @@ export function hessianOperator<V>(objective: Objective<V>, theta: V): Symmetric
   };
 }
 
+/**
+ * The generalized Gauss-Newton matrix J^T (d²L/dz²) J at `theta` (positive semi-definite for the
+ * losses here), on an objective that provides it: the float64 reference engine
+ * (ReferenceObjective.gaussNewtonProduct). The GPU engine computes the exact Hessian only.
+ */
+export function gaussNewtonOperator<V>(
+  objective: { space: VectorSpace<V>; gaussNewtonProduct(theta: V, v: V, out: V): Promise<void> },
+  theta: V,
+): SymmetricOperator<V> {
+  let matvecs = 0;
+  return {
+    dim: objective.space.dim,
+    space: objective.space,
+    get matvecs() {
+      return matvecs;
+    },
+    async apply(v, out) {
+      matvecs++;
+      await objective.gaussNewtonProduct(theta, v, out);
+    },
+    async applyBlock(vs, outs) {
+      for (let j = 0; j < vs.length; j++) {
+        matvecs++;
+        await objective.gaussNewtonProduct(theta, vs[j], outs[j]);
+      }
+    },
+  };
+}
+
 /** A dense symmetric float64 matrix, row-major [n, n] (tests, tiny problems). */
 export function denseOperator(matrix: Float64Array, n: number): SymmetricOperator<Float64Array> {
   if (matrix.length !== n * n) throw new InputError(`dense operator: matrix has ${matrix.length} entries, expected ${n}x${n}`);

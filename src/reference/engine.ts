@@ -128,6 +128,21 @@ export class ReferenceObjective implements Objective<Float64Array> {
     return Promise.resolve();
   }
 
+  /**
+   * The generalized Gauss-Newton product G v = J^T (d²L/dz²) J v (Schraudolph 2002): the R-operator
+   * without the cross-layer terms delta_k V_k and delta_k^T Ra_{k-1}. G is positive semi-definite
+   * for the convex losses here and equals H wherever the output deltas vanish.
+   */
+  gaussNewtonProduct(theta: Float64Array, v: Float64Array, out: Float64Array): Promise<void> {
+    this.checkTheta(theta);
+    this.counters.hvp++;
+    const st = this.forward(theta);
+    const { delta } = this.lossAndDelta(st);
+    const deltas = this.backwardDeltas(theta, st, delta);
+    this.rOperator(theta, v, st, deltas, out, true);
+    return Promise.resolve();
+  }
+
   async hvpBlock(theta: Float64Array, vs: Float64Array[], outs: Float64Array[]): Promise<void> {
     if (vs.length !== outs.length) throw new InputError(`hvpBlock got ${vs.length} vectors but ${outs.length} outputs`);
     this.checkTheta(theta);
@@ -253,7 +268,7 @@ export class ReferenceObjective implements Objective<Float64Array> {
   }
 
   /** Pearlmutter's R-operator: writes H v into out. */
-  private rOperator(theta: Float64Array, v: Float64Array, st: ForwardState, deltas: Float64Array[], out: Float64Array) {
+  private rOperator(theta: Float64Array, v: Float64Array, st: ForwardState, deltas: Float64Array[], out: Float64Array, gaussNewton = false) {
     if (v.length !== this.layout.dim) throw new InputError(`v has ${v.length} entries, the model has ${this.layout.dim} parameters`);
     const K = this.spec.layers.length;
     const B = this.data.n;
@@ -282,9 +297,9 @@ export class ReferenceObjective implements Objective<Float64Array> {
     out.fill(0);
     for (let k = K - 1; k >= 0; k--) {
       this.accumulateLayerGradient(k, Rdelta, st.a[k], out);
-      this.accumulateLayerGradient(k, deltas[k], Ra[k], out, false);
+      if (!gaussNewton) this.accumulateLayerGradient(k, deltas[k], Ra[k], out, false);
       if (k > 0) {
-        const crossTerm = this.projectWithWeights(v, k, deltas[k]);
+        const crossTerm = gaussNewton ? new Float64Array(this.data.n * this.spec.layers[k].inFeatures) : this.projectWithWeights(v, k, deltas[k]);
         Rdelta = this.backProject(theta, k, Rdelta, st.z[k - 1], crossTerm);
       }
     }
