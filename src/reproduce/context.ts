@@ -1,0 +1,124 @@
+/**
+ * What every claim of `flatness reproduce` shares: the engine (an objective factory: WebGPU or
+ * the float64 reference), the seed, the quick/full setting, progress, and the seeded problems the
+ * claims are checked on. The main problem is a teacher-student regression: data x ~ N(0, I) and
+ * targets the teacher's own outputs, so the teacher's parameters are an exact global minimum
+ * (L = 0 up to f32 rounding of the targets, gradient 0): the "minimum" of the paper's theorems,
+ * with no training needed.
+ */
+import type { Dataset } from "../data.ts";
+import { initParameters } from "../init.ts";
+import { type LossKind, type ModelSpec, mlpSpec } from "../model.ts";
+import type { Objective } from "../objective.ts";
+import { Rng } from "../random.ts";
+import { ReferenceObjective } from "../reference/engine.ts";
+import type { ClaimRecord, PlotSpec } from "./html.ts";
+
+export type MakeObjective = (spec: ModelSpec, data: Dataset, loss: LossKind) => Promise<Objective<unknown>>;
+
+export interface ReproduceContext {
+  make: MakeObjective;
+  seed: number;
+  quick: boolean;
+  /** "gpu" or "cpu": tolerances are f32's on the GPU. */
+  engine: "gpu" | "cpu";
+  progress: (message: string) => void;
+}
+
+/** What a claim returns; the runner adds id, claim text and timing. */
+export interface ClaimOutcome {
+  measured: string;
+  expected: string;
+  pass: boolean;
+  details?: Record<string, unknown>;
+  plots?: PlotSpec[];
+}
+
+export interface Claim {
+  id: number;
+  claim: string;
+  run(ctx: ReproduceContext): Promise<ClaimOutcome>;
+}
+
+export type { ClaimRecord };
+
+/** Relative tolerance for identities that hold exactly in real arithmetic. */
+export function identityTolerance(ctx: ReproduceContext): number {
+  return ctx.engine === "gpu" ? 1e-4 : 1e-9;
+}
+
+/** Data x ~ N(0, I) (f32) with targets the outputs of `theta` on it: theta is an exact minimum of the mse. */
+export async function teacherProblem(spec: ModelSpec, n: number, seed: number): Promise<{ spec: ModelSpec; data: Dataset; theta: Float64Array }> {
+  const rng = new Rng(seed);
+  const d = spec.layers[0].inFeatures;
+  const x = Float32Array.from(rng.normals(n * d));
+  const theta = Float64Array.from(Float32Array.from(initParameters(spec, seed + 1)));
+  const probe: Dataset = { n, features: d, x, targets: new Float32Array(n * spec.layers.at(-1)!.outFeatures) };
+  const targets = Float32Array.from(await new ReferenceObjective(spec, probe, "mse").outputs(theta));
+  return { spec, data: { n, features: d, x, targets }, theta };
+}
+
+/** The default teacher net of the claims: one hidden layer or deep, with biases. */
+export function teacherSpec(depth: "shallow" | "deep"): ModelSpec {
+  return depth === "shallow" ? mlpSpec([4, 16, 2]) : mlpSpec([4, 12, 12, 12, 2]);
+}
+
+/** Runs `work` with an objective from the context's engine and a device copy of each host vector. */
+export async function withObjective<T>(
+  ctx: ReproduceContext,
+  spec: ModelSpec,
+  data: Dataset,
+  loss: LossKind,
+  hosts: Float64Array[],
+  work: (objective: Objective<unknown>, vs: unknown[]) => Promise<T>,
+): Promise<T> {
+  const objective = await ctx.make(spec, data, loss);
+  const vs = hosts.map((h) => objective.space.fromArray(h));
+  try {
+    return await work(objective, vs);
+  } finally {
+    for (const v of vs) objective.space.dispose(v);
+    objective.dispose();
+  }
+}
+
+/** max |a - b| / max |b|. */
+export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let s = 0;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    s = Math.max(s, Math.abs(b[i]));
+  }
+  return s > 0 ? d / s : d;
+}
+
+/** ||a - b|| / ||b|| (Euclidean). */
+export function normwiseDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let s = 0;
+  for (let i = 0; i < b.length; i++) {
+    d += (a[i] - b[i]) ** 2;
+    s += b[i] ** 2;
+  }
+  return s > 0 ? Math.sqrt(d / s) : Math.sqrt(d);
+}
+
+export function fmt(x: number, digits = 3): string {
+  if (!Number.isFinite(x)) return String(x);
+  const a = Math.abs(x);
+  return a !== 0 && (a < 1e-3 || a >= 1e5) ? x.toExponential(digits - 1) : Number(x.toPrecision(digits)).toString();
+}
+
+/** Seeded alphas with product 1 (log-uniform in [1/spread, spread], the last one compensating). */
+export function randomAlphas(k: number, seed: number, spread = 5): number[] {
+  const rng = new Rng(seed);
+  const logs = Array.from({ length: k - 1 }, () => (2 * rng.uniform() - 1) * Math.log(spread));
+  logs.push(-logs.reduce((s, l) => s + l, 0));
+  return logs.map(Math.exp);
+}
+
+/** [a, 1, ..., 1, 1/a]: T_alpha moving weight from the last layer to the first. */
+export function endAlphas(k: number, a: number): number[] {
+  return Array.from({ length: k }, (_, i) => (i === 0 ? a : i === k - 1 ? 1 / a : 1));
+}
