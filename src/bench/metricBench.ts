@@ -72,7 +72,7 @@ export async function runMetricBench(options: MetricBenchOptions = {}): Promise<
     const tr = await withCost(objective, () => hutchPlusPlusTrace(op, { matvecs: traceMatvecs, seed }));
     const hutchPlusPlus = { estimate: tr.result.estimate, stderr: tr.result.stderr, hvps: tr.cost.hvps, wallMs: tr.cost.wallMs };
     log(`  Hutch++ trace ${hutchPlusPlus.estimate.toPrecision(6)} ± ${hutchPlusPlus.stderr.toPrecision(3)}, ${hutchPlusPlus.hvps} HVPs, ${hutchPlusPlus.wallMs.toFixed(0)} ms`);
-    const pw = await withCost(objective, () => powerIteration(op, { k: 1, maxIter: iterations, tol: 0, seed }));
+    const pw = await withCost(objective, () => powerIteration(op, { k: 1, maxIter: iterations, tol: 1e-30, seed }));
     const power = {
       eigenvalue: pw.result.eigenvalues[0],
       iterations: pw.result.iterations[0],
