@@ -12,6 +12,14 @@
  * in place, so results are deterministic. When the whole dataset is one chunk, the forward pass
  * and the deltas are kept between calls at the same parameters (same vector, same version), so a
  * run of HVPs at one point (Lanczos, Hutchinson) skips them.
+ *
+ * Minibatches (training): with `minibatchRows`, minibatchGradient(theta, indices, out) writes the
+ * gradient of the mean loss over the samples at `indices` (a minibatch, in any order). Their rows
+ * are gathered on the host and written into a batch buffer of that many rows (B·(d + C) floats a
+ * step, what a data loader uploads), then the same forward and backward kernels run on it with
+ * the loss scaled by 1/B; the dispatch lists are built once per batch size, and no readback
+ * happens, so a training loop queues work without waiting for the GPU. The full-data chunks are
+ * left as they are, so loss, gradient, hvp and outputs over the whole dataset are unchanged.
  */
 import { type Dataset, validateDataset } from "../data.ts";
 import { DeviceLimitError, InputError } from "../errors.ts";
@@ -19,6 +27,7 @@ import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLay
 import { type Objective, zeroCounters } from "../objective.ts";
 import type { GpuContext } from "./context.ts";
 import { type Dispatch, DispatchBuilder, encodeDispatches, type Operand, reduceGroups } from "./dispatch.ts";
+import { BufferPool } from "./pool.ts";
 import { GpuVector, GpuVectorSpace } from "./vectors.ts";
 
 export interface GpuObjectiveOptions {
@@ -31,6 +40,12 @@ export interface GpuObjectiveOptions {
    * only when the data is one chunk). Benchmarks turn it off to time full HVPs.
    */
   reuseForwardState?: boolean;
+  /**
+   * Largest minibatch minibatchGradient will take (enables it; clamped to the sample count). The
+   * objective then keeps a reference to the dataset's arrays to gather minibatch rows from:
+   * do not change them while it lives.
+   */
+  minibatchRows?: number;
 }
 
 const LOSS_CODE: Record<LossKind, number> = { ce: 0, mse: 1, logistic: 2 };
@@ -70,6 +85,18 @@ export class GpuObjective implements Objective<GpuVector> {
   private scalars!: GPUBuffer;
   private cachedState: { vector: GpuVector; version: number } | null = null;
   private disposed = false;
+  /** Rows the layer buffers hold: chunkRows, or the minibatch size when that is larger. */
+  private rowCapacity: number;
+  /** Minibatch support (minibatchRows): the host data, the batch buffers and host scratch for gathering. */
+  private minibatch: {
+    data: Dataset;
+    rows: number;
+    x: GPUBuffer;
+    targets: GPUBuffer;
+    losses: GPUBuffer;
+    xScratch: Float32Array;
+    targetScratch: Float32Array;
+  } | null = null;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -84,6 +111,7 @@ export class GpuObjective implements Objective<GpuVector> {
     this.dim = this.layout.dim;
     this.slope = negativeSlope(spec.activation);
     this.sampleCount = 0;
+    this.rowCapacity = chunkRows;
     this.builder = new DispatchBuilder(ctx);
   }
 
@@ -109,10 +137,19 @@ export class GpuObjective implements Objective<GpuVector> {
       }
       chunkRows = Math.min(options.chunkRows, data.n);
     }
+    let minibatchRows = 0;
+    if (options.minibatchRows !== undefined) {
+      if (!Number.isInteger(options.minibatchRows) || options.minibatchRows < 1) throw new InputError(`minibatchRows must be a positive integer, got ${options.minibatchRows}`);
+      minibatchRows = Math.min(options.minibatchRows, data.n);
+      if (minibatchRows > fitRows) {
+        throw new DeviceLimitError(`a minibatch of ${minibatchRows} samples needs bindings past maxStorageBufferBindingSize (${bindingLimit} bytes); at most ${fitRows} fit`);
+      }
+    }
     const space = await GpuVectorSpace.create(ctx, parameterLayout(spec).dim);
     const objective = new GpuObjective(ctx, spec, lossKind, space, chunkRows, maxBlock, options.reuseForwardState ?? true);
     (objective as { sampleCount: number }).sampleCount = data.n;
-    await ctx.withErrorScope("uploading the model's data", () => objective.allocate(data));
+    objective.rowCapacity = Math.max(chunkRows, minibatchRows);
+    await ctx.withErrorScope("uploading the model's data", () => objective.allocate(data, minibatchRows));
     return objective;
   }
 
@@ -123,7 +160,7 @@ export class GpuObjective implements Objective<GpuVector> {
     return b;
   }
 
-  private allocate(data: Dataset) {
+  private allocate(data: Dataset, minibatchRows: number) {
     const n = this.dim;
     const d = data.features;
     const c = outputWidth(this.spec);
@@ -145,7 +182,21 @@ export class GpuObjective implements Objective<GpuVector> {
       queue.writeBuffer(targets, 0, t.buffer as ArrayBuffer, t.byteOffset, t.byteLength);
       this.chunks.push({ start, rows, x, targets });
     }
-    const R = this.chunkRows;
+    if (minibatchRows > 0) {
+      const B = minibatchRows;
+      const t = this.lossKind === "mse" ? B * c : B;
+      this.minibatch = {
+        data,
+        rows: B,
+        x: this.buffer(`minibatch x[${B}x${d}]`, B * d),
+        targets: this.buffer(`minibatch targets[${t}]`, t),
+        losses: this.buffer(`minibatch losses[${B}]`, B),
+        xScratch: new Float32Array(B * d),
+        targetScratch: new Float32Array(t),
+      };
+    }
+    // Layer buffers hold rowCapacity rows; the HVP plans' per-direction strides stay chunkRows.
+    const R = this.rowCapacity;
     this.layers = this.spec.layers.map((l, k) => {
       const hidden = k + 1 < this.spec.layers.length;
       const w = l.outFeatures;
@@ -194,53 +245,74 @@ export class GpuObjective implements Objective<GpuVector> {
   }
 
   private forwardPlan(ci: number): Promise<Dispatch[]> {
-    return this.plan(`forward:${ci}`, async () => {
-      const chunk = this.chunks[ci];
-      const out: Dispatch[] = [];
-      const K = this.spec.layers.length;
-      for (let k = 0; k < K; k++) {
-        const l = this.spec.layers[k];
-        const L = this.layers[k];
-        const biasOffset = this.layout.layers[k].biasOffset;
-        out.push(await this.builder.gemm({
-          label: `forward z${k} chunk${ci}`,
-          m: chunk.rows, n: l.outFeatures, k: l.inFeatures, batch: 1,
-          a: this.rowMajor(this.input(chunk, k), l.inFeatures),
-          b: this.weightTransposed(this.theta, k),
-          c: this.rowMajor(L.z, l.outFeatures),
-          bias: biasOffset >= 0 ? { buffer: this.theta, offset: biasOffset, strideBatch: 0 } : undefined,
-        }));
-        if (L.a) out.push(await this.builder.activate(`forward a${k} chunk${ci}`, L.z, 0, L.a, 0, chunk.rows * l.outFeatures, this.slope));
-      }
-      const c = outputWidth(this.spec);
-      const scale = this.lossKind === "mse" ? 1 / (this.sampleCount * c) : 1 / this.sampleCount;
-      out.push(await this.builder.lossGradient(`loss chunk${ci}`, LOSS_CODE[this.lossKind], this.layers[K - 1].z, chunk.targets, this.sampleLosses, chunk.start, this.layers[K - 1].delta, chunk.rows, c, scale));
-      return out;
-    });
+    const c = outputWidth(this.spec);
+    const scale = this.lossKind === "mse" ? 1 / (this.sampleCount * c) : 1 / this.sampleCount;
+    const chunk = this.chunks[ci];
+    return this.plan(`forward:${ci}`, () => this.forwardDispatches(chunk, `chunk${ci}`, scale, this.sampleLosses, chunk.start));
+  }
+
+  /**
+   * Forward pass and loss of one chunk (`name` ends every label): per-sample losses into
+   * lossOut[lossOffset..], and delta_{K-1} = dL/dz scaled by `scale` (1/N for the whole-data
+   * mean, 1/B for a minibatch's).
+   */
+  private async forwardDispatches(chunk: Chunk, name: string, scale: number, lossOut: GPUBuffer, lossOffset: number): Promise<Dispatch[]> {
+    const out: Dispatch[] = [];
+    const K = this.spec.layers.length;
+    for (let k = 0; k < K; k++) {
+      const l = this.spec.layers[k];
+      const L = this.layers[k];
+      const biasOffset = this.layout.layers[k].biasOffset;
+      out.push(await this.builder.gemm({
+        label: `forward z${k} ${name}`,
+        m: chunk.rows, n: l.outFeatures, k: l.inFeatures, batch: 1,
+        a: this.rowMajor(this.input(chunk, k), l.inFeatures),
+        b: this.weightTransposed(this.theta, k),
+        c: this.rowMajor(L.z, l.outFeatures),
+        bias: biasOffset >= 0 ? { buffer: this.theta, offset: biasOffset, strideBatch: 0 } : undefined,
+      }));
+      if (L.a) out.push(await this.builder.activate(`forward a${k} ${name}`, L.z, 0, L.a, 0, chunk.rows * l.outFeatures, this.slope));
+    }
+    const c = outputWidth(this.spec);
+    out.push(await this.builder.lossGradient(`loss ${name}`, LOSS_CODE[this.lossKind], this.layers[K - 1].z, chunk.targets, lossOut, lossOffset, this.layers[K - 1].delta, chunk.rows, c, scale));
+    return out;
   }
 
   /** delta_{k-1} = (delta_k W_k) ⊙ phi'(z_{k-1}) for k = K-1..1. With `withGradient`, also g_W and g_b. */
   private backwardPlan(ci: number, withGradient: boolean): Promise<Dispatch[]> {
-    return this.plan(`backward:${ci}:${withGradient}`, async () => {
-      const chunk = this.chunks[ci];
-      const out: Dispatch[] = [];
-      for (let k = this.spec.layers.length - 1; k >= 0; k--) {
-        const l = this.spec.layers[k];
-        const L = this.layers[k];
-        if (withGradient) out.push(...(await this.weightGradient(`grad layer${k} chunk${ci}`, chunk, k, L.delta, 0, this.input(chunk, k), 0, 1)));
-        if (k > 0) {
-          out.push(await this.builder.gemm({
-            label: `backward delta${k - 1} chunk${ci}`,
-            m: chunk.rows, n: l.inFeatures, k: l.outFeatures, batch: 1,
-            a: this.rowMajor(L.delta, l.outFeatures),
-            b: this.weight(this.theta, k),
-            c: this.rowMajor(this.layers[k - 1].delta, l.inFeatures),
-            mask: this.rowMajor(this.layers[k - 1].z, l.inFeatures),
-            slope: this.slope,
-          }));
-        }
+    return this.plan(`backward:${ci}:${withGradient}`, () => this.backwardDispatches(this.chunks[ci], `chunk${ci}`, withGradient));
+  }
+
+  private async backwardDispatches(chunk: Chunk, name: string, withGradient: boolean): Promise<Dispatch[]> {
+    const out: Dispatch[] = [];
+    for (let k = this.spec.layers.length - 1; k >= 0; k--) {
+      const l = this.spec.layers[k];
+      const L = this.layers[k];
+      if (withGradient) out.push(...(await this.weightGradient(`grad layer${k} ${name}`, chunk, k, L.delta, 0, this.input(chunk, k), 0, 1)));
+      if (k > 0) {
+        out.push(await this.builder.gemm({
+          label: `backward delta${k - 1} ${name}`,
+          m: chunk.rows, n: l.inFeatures, k: l.outFeatures, batch: 1,
+          a: this.rowMajor(L.delta, l.outFeatures),
+          b: this.weight(this.theta, k),
+          c: this.rowMajor(this.layers[k - 1].delta, l.inFeatures),
+          mask: this.rowMajor(this.layers[k - 1].z, l.inFeatures),
+          slope: this.slope,
+        }));
       }
-      return out;
+    }
+    return out;
+  }
+
+  /** Forward, loss (mean over the minibatch) and gradient of a minibatch of `rows` samples in the batch buffers. */
+  private minibatchPlan(rows: number): Promise<Dispatch[]> {
+    return this.plan(`minibatch:${rows}`, async () => {
+      const mb = this.minibatch!;
+      const chunk: Chunk = { start: 0, rows, x: mb.x, targets: mb.targets };
+      const c = outputWidth(this.spec);
+      const scale = this.lossKind === "mse" ? 1 / (rows * c) : 1 / rows;
+      const name = `minibatch[${rows}]`;
+      return [...(await this.forwardDispatches(chunk, name, scale, mb.losses, 0)), ...(await this.backwardDispatches(chunk, name, true))];
     });
   }
 
@@ -447,6 +519,31 @@ export class GpuObjective implements Objective<GpuVector> {
     const c = outputWidth(this.spec);
     const result = new Float64Array(this.sampleCount * c);
     const last = this.layers[this.layers.length - 1].z;
+    const bytes = this.sampleCount * c * 4;
+    this.cachedState = null;
+    if (BufferPool.bucketSize(bytes) <= this.ctx.limits.maxBufferSize) {
+      // Every chunk's z_K copied into one staging buffer, in one submission: one round trip.
+      this.ctx.checkAlive();
+      const staging = this.ctx.pool.acquire(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, `outputs[${this.sampleCount}x${c}]`);
+      try {
+        await this.ctx.withErrorScope("computing outputs", async () => {
+          const encoder = this.ctx.device.createCommandEncoder({ label: "flatness:outputs" });
+          this.copyIn(encoder, theta);
+          for (let ci = 0; ci < this.chunks.length; ci++) {
+            const chunk = this.chunks[ci];
+            encodeDispatches(encoder, await this.forwardPlan(ci), `forward chunk${ci}`);
+            encoder.copyBufferToBuffer(last, 0, staging, chunk.start * c * 4, chunk.rows * c * 4);
+          }
+          this.ctx.device.queue.submit([encoder.finish()]);
+        });
+        await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+        result.set(new Float32Array(staging.getMappedRange(0, bytes)));
+        staging.unmap();
+      } finally {
+        this.ctx.pool.release(staging);
+      }
+      return result;
+    }
     for (let ci = 0; ci < this.chunks.length; ci++) {
       await this.ctx.withErrorScope("computing outputs", async () => {
         const encoder = this.ctx.device.createCommandEncoder({ label: "flatness:outputs" });
@@ -457,8 +554,49 @@ export class GpuObjective implements Objective<GpuVector> {
       const chunk = this.chunks[ci];
       result.set(await this.ctx.readFloats(last, 0, chunk.rows * c), chunk.start * c);
     }
-    this.cachedState = null;
     return result;
+  }
+
+  /**
+   * Writes the gradient of the mean loss over the samples at `indices` (a minibatch of at most
+   * `minibatchRows`, any order, repeats allowed) into `out`. Needs the minibatchRows option. The
+   * work is queued, not awaited: nothing is read back, so a training loop does not stall on the
+   * GPU. Float64 twin: ReferenceObjective.minibatchGradient.
+   */
+  async minibatchGradient(theta: GpuVector, indices: ArrayLike<number>, out: GpuVector): Promise<void> {
+    this.check(theta);
+    this.check(out, "gradient output");
+    if (out === theta) throw new InputError("gradient output must be a different vector from theta");
+    const mb = this.minibatch;
+    if (!mb) throw new InputError("minibatchGradient needs a GpuObjective created with the minibatchRows option");
+    const rows = indices.length;
+    if (rows < 1 || rows > mb.rows) throw new InputError(`a minibatch must have 1 to ${mb.rows} samples (minibatchRows), got ${rows}`);
+    const d = mb.data.features;
+    const c = outputWidth(this.spec);
+    const mse = this.lossKind === "mse";
+    for (let r = 0; r < rows; r++) {
+      const i = indices[r];
+      if (!(Number.isInteger(i) && i >= 0 && i < this.sampleCount)) throw new InputError(`minibatch index ${i} is outside the dataset's ${this.sampleCount} samples`);
+      mb.xScratch.set(mb.data.x.subarray(i * d, (i + 1) * d), r * d);
+      if (mse) mb.targetScratch.set(mb.data.targets!.subarray(i * c, (i + 1) * c), r * c);
+      else mb.targetScratch[r] = mb.data.labels![i];
+    }
+    this.counters.gradient++;
+    await this.ctx.withErrorScope("computing a minibatch gradient", async () => {
+      const queue = this.ctx.device.queue;
+      // writeBuffer copies the scratch now and is ordered before the submit below.
+      queue.writeBuffer(mb.x, 0, mb.xScratch.buffer as ArrayBuffer, 0, rows * d * 4);
+      queue.writeBuffer(mb.targets, 0, mb.targetScratch.buffer as ArrayBuffer, 0, (mse ? rows * c : rows) * 4);
+      const encoder = this.ctx.device.createCommandEncoder({ label: "flatness:minibatch-gradient" });
+      this.copyIn(encoder, theta);
+      encoder.clearBuffer(this.products, 0, this.dim * 4);
+      encodeDispatches(encoder, await this.minibatchPlan(rows), `minibatch gradient [${rows}]`);
+      encoder.copyBufferToBuffer(this.products, 0, out.buffer, 0, this.dim * 4);
+      queue.submit([encoder.finish()]);
+    });
+    out.version++;
+    // The layer buffers now hold the minibatch's pass, not the dataset's.
+    this.cachedState = null;
   }
 
   /** Frees every GPU buffer this objective made (vectors from `space` are the caller's). */
@@ -470,5 +608,6 @@ export class GpuObjective implements Objective<GpuVector> {
     this.builder.destroy();
     this.space.destroy();
     this.plans.clear();
+    this.minibatch = null;
   }
 }

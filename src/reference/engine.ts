@@ -16,7 +16,7 @@
  *   (Hv)_{W_k} = Rdelta_k^T a_{k-1} + delta_k^T Ra_{k-1},   (Hv)_{b_k} = sum over samples of Rdelta_k
  * The delta_k V_k and delta_k^T Ra_{k-1} terms are the cross-layer terms that Gauss-Newton drops.
  */
-import { type Dataset, validateDataset } from "../data.ts";
+import { type Dataset, subsetDataset, validateDataset } from "../data.ts";
 import { InputError, assertFinite } from "../errors.ts";
 import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, validateSpec } from "../model.ts";
 import type { Objective, VectorSpace } from "../objective.ts";
@@ -151,6 +151,17 @@ export class ReferenceObjective implements Objective<Float64Array> {
     const { delta } = this.lossAndDelta(st);
     const deltas = this.backwardDeltas(theta, st, delta);
     vs.forEach((v, j) => this.rOperator(theta, v, st, deltas, outs[j]));
+  }
+
+  /**
+   * Writes the gradient of the mean loss over the samples at `indices` (a minibatch, any order)
+   * into `out`; returns that mean loss. The float64 twin of GpuObjective.minibatchGradient.
+   */
+  async minibatchGradient(theta: Float64Array, indices: ArrayLike<number>, out: Float64Array): Promise<number> {
+    if (indices.length < 1) throw new InputError("a minibatch must have at least one sample");
+    const batch = new ReferenceObjective(this.spec, subsetDataset(this.data, indices), this.lossKind);
+    this.counters.gradient++;
+    return await batch.gradient(theta, out);
   }
 
   dispose(): void {}

@@ -6,6 +6,7 @@
 import { GpuContext } from "../../src/gpu/context.ts";
 import { engineCases, errorCases, tiledKernelCases } from "../gpu/cases.ts";
 import { metricCases } from "../gpu/metricCases.ts";
+import { trainCases } from "../gpu/trainCases.ts";
 
 interface CaseResult {
   name: string;
@@ -31,7 +32,7 @@ async function main() {
     return;
   }
   const results: CaseResult[] = [];
-  for (const c of [...engineCases, ...tiledKernelCases, ...metricCases, ...errorCases]) {
+  for (const c of [...engineCases, ...tiledKernelCases, ...metricCases, ...trainCases, ...errorCases]) {
     const t0 = performance.now();
     try {
       await c.run(ctx);
