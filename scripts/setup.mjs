@@ -6,7 +6,8 @@
 //     package. Not `npm ci`: the lockfile holds only the Deno binaries the registry served when it
 //     was written, and npm ci rejects a lockfile without every platform's optional package.
 //  3. The build (WGSL module, browser bundles).
-//  4. The main job: `flatness demo` (pass --no-run to skip it).
+//  4. The main job: `flatness reproduce`, every claim of the paper checked on WebGPU, with its
+//     report in ./flatness-report (pass --no-run to skip it).
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -60,6 +61,6 @@ run("npm", ["install", "--no-audit", "--no-fund"], { env: { ...process.env, PUPP
 step("build");
 run(process.execPath, ["build.mjs"]);
 if (!args.includes("--no-run")) {
-  step("main job: flatness demo");
-  run(process.execPath, ["bin/flatness.mjs", "demo"]);
+  step("main job: flatness reproduce (every claim of the paper; report in ./flatness-report)");
+  run(process.execPath, ["bin/flatness.mjs", "reproduce"]);
 }

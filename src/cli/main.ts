@@ -9,6 +9,8 @@ import { runBenchCommand } from "./bench.ts";
 import { runDemo } from "./demo.ts";
 import { runHvp } from "./hvp.ts";
 import { runMeasure } from "./measure.ts";
+import { runReproduce } from "./reproduce.ts";
+import { runTrain } from "./train.ts";
 import { runTransform } from "./transform.ts";
 
 const HELP = `flatness: Hessians, flatness and sharpness of ReLU nets on WebGPU (Dinh et al., ICML 2017)
@@ -16,11 +18,13 @@ const HELP = `flatness: Hessians, flatness and sharpness of ReLU nets on WebGPU 
 Usage: flatness <command> [options]      (flatness <command> --help for each)
 
 Commands:
+  reproduce  every claim of the paper checked on built-in problems, with a report (the main job)
   demo     built-in check: loss, gradient norm and an exact HVP on a small net, each checked
            against the float64 reference, finite differences and the T_alpha identity (default)
   hvp      Hessian-vector product and gradient of a model file over a dataset
   measure  flatness and sharpness metrics: spectrum, trace, density, epsilon-sharpness, volume,
            adaptive sharpness and the reparametrization-invariant measures
+  train    train a ReLU net on WebGPU (SGD with momentum, Adam) on a data file or a built-in dataset
   transform  function-preserving transforms and the constructions of the proofs: alpha, neuron,
            sharpen, sharpen-count, flatten, eps-construction (a model file in, the same format out)
   audit    each metric before and after T_alpha, neuron-wise rescaling, weight normalization,
@@ -43,10 +47,14 @@ export async function main(argv: string[]): Promise<number> {
         if (rest.includes("--json")) out(JSON.stringify(result));
         return result.checks.every((c) => c.pass) ? 0 : 1;
       }
+      case "reproduce":
+        return await runReproduce(rest, out, err);
       case "hvp":
         return await runHvp(rest, out, err);
       case "measure":
         return await runMeasure(rest, out, err);
+      case "train":
+        return await runTrain(rest, out, err);
       case "transform":
         return await runTransform(rest, out, err);
       case "audit":

@@ -31,7 +31,7 @@ export const observationalEquivalence: Claim = {
   claim: "Non-negative homogeneity: T_alpha keeps every output (one hidden layer and deep, with biases scaled as Appendix B)",
   async run(ctx) {
     const rows = [];
-    let loss: { a: number; loss: number }[] = [];
+    let loss: { a: number; distance: number; loss: number; randomDirectionLoss: number }[] = [];
     for (const depth of ["shallow", "deep"] as const) {
       const p = await teacherProblem(teacherSpec(depth), 128, ctx.seed + 11);
       const alphas = randomAlphas(p.spec.layers.length, ctx.seed + 12);
@@ -40,13 +40,19 @@ export const observationalEquivalence: Claim = {
       const r = await withObjective(ctx, p.spec, p.data, "mse", [p.theta, moved], async (f, [t, m]) => {
         const before = await f.outputs(t);
         const after = await f.outputs(m);
+        // The loss along the orbit, and along a random direction at the same distance from theta.
+        const u = new Rng(ctx.seed + 13).normals(p.theta.length);
+        const uNorm = Math.hypot(...u);
         const losses = [];
         for (const a of orbit) {
-          const v = f.space.fromArray(homogeneousAlphaScale(p.spec, p.theta, endAlphas(p.spec.layers.length, a)));
+          const onOrbit = homogeneousAlphaScale(p.spec, p.theta, endAlphas(p.spec.layers.length, a));
+          const distance = Math.hypot(...onOrbit.map((x, i) => x - p.theta[i]));
+          const random = p.theta.map((x, i) => x + (distance * u[i]) / uNorm);
+          const vs = [f.space.fromArray(onOrbit), f.space.fromArray(random)];
           try {
-            losses.push({ a, loss: await f.loss(v) });
+            losses.push({ a, distance, loss: await f.loss(vs[0]), randomDirectionLoss: await f.loss(vs[1]) });
           } finally {
-            f.space.dispose(v);
+            vs.forEach((v) => f.space.dispose(v));
           }
         }
         return { difference: relativeDifference(after, before), losses };
@@ -67,8 +73,12 @@ export const observationalEquivalence: Claim = {
         xLabel: "alpha_1 (alpha_K = 1/alpha_1)",
         yLabel: "loss",
         xLog: true,
-        series: [{ name: "L(T_alpha theta)", x: loss.map((l) => l.a), y: loss.map((l) => l.loss) }],
-        caption: "Every point of the orbit is the same function: the loss does not change.",
+        yLog: true,
+        series: [
+          { name: "L(T_alpha theta)", x: loss.map((l) => l.a), y: loss.map((l) => l.loss) },
+          { name: "L at the same distance along a random direction", x: loss.map((l) => l.a), y: loss.map((l) => l.randomDirectionLoss) },
+        ],
+        caption: "Every point of the orbit is the same function: the loss stays at its minimum (f32 rounding, ~1e-14) however far T_alpha moves theta.",
       }],
     };
   },

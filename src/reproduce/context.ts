@@ -7,6 +7,7 @@
  * with no training needed.
  */
 import type { Dataset } from "../data.ts";
+import type { GpuContext } from "../gpu/context.ts";
 import { initParameters } from "../init.ts";
 import { type LossKind, type ModelSpec, mlpSpec } from "../model.ts";
 import type { Objective } from "../objective.ts";
@@ -23,6 +24,8 @@ export interface ReproduceContext {
   /** "gpu" or "cpu": tolerances are f32's on the GPU. */
   engine: "gpu" | "cpu";
   progress: (message: string) => void;
+  /** Where training runs (claim 15): the same engine, on the same GPU context. */
+  training: { engine: "gpu" | "cpu"; gpu?: GpuContext };
 }
 
 /** What a claim returns; the runner adds id, claim text and timing. */

@@ -1,0 +1,67 @@
+/**
+ * Runs the claims of `flatness reproduce` in order, each timed and isolated: a claim that throws is
+ * recorded as failed with its error, and the rest still run.
+ */
+import type { ClaimRecord, ReproduceRecord } from "./html.ts";
+import type { Claim, ReproduceContext } from "./context.ts";
+import { gradientHessianScaling, notLipschitz, observationalEquivalence, volumeGrows } from "./claimsScaling.ts";
+import { epsilonFullSpace, epsilonSubspace, secondOrder, sharpenTheorem4, sharpenTheorem5, traceFollows } from "./claimsHessian.ts";
+import { criticalPoint, inputRepresentation, invariantMeasures, radialFlip, weightNormalization } from "./claimsReparam.ts";
+import { keskarExperiment } from "./claimKeskar.ts";
+
+export const CLAIMS: Claim[] = [
+  observationalEquivalence,
+  gradientHessianScaling,
+  notLipschitz,
+  volumeGrows,
+  sharpenTheorem4,
+  traceFollows,
+  sharpenTheorem5,
+  epsilonFullSpace,
+  epsilonSubspace,
+  secondOrder,
+  weightNormalization,
+  criticalPoint,
+  radialFlip,
+  inputRepresentation,
+  keskarExperiment,
+  invariantMeasures,
+];
+
+export interface RunOptions {
+  /** Claim ids to run (default all). */
+  only?: number[];
+  adapter: string;
+  version: string;
+  onClaim?: (record: ClaimRecord, index: number, total: number) => void;
+}
+
+export async function runClaims(ctx: ReproduceContext, options: RunOptions): Promise<ReproduceRecord> {
+  const t0 = performance.now();
+  const chosen = options.only ? CLAIMS.filter((c) => options.only!.includes(c.id)) : CLAIMS;
+  const claims: ClaimRecord[] = [];
+  for (const [i, claim] of chosen.entries()) {
+    const start = performance.now();
+    ctx.progress(`claim ${claim.id} (${i + 1}/${chosen.length}): ${claim.claim}`);
+    let record: ClaimRecord;
+    try {
+      const outcome = await claim.run({ ...ctx, progress: (m) => ctx.progress(`  claim ${claim.id}: ${m}`) });
+      record = { id: claim.id, claim: claim.claim, ...outcome, wallMs: performance.now() - start };
+    } catch (e) {
+      const err = e as Error;
+      record = { id: claim.id, claim: claim.claim, measured: "-", expected: "-", pass: false, wallMs: performance.now() - start, error: `${err.name}: ${err.message}` };
+    }
+    claims.push(record);
+    options.onClaim?.(record, i, chosen.length);
+  }
+  return {
+    tool: "flatness",
+    version: options.version,
+    date: new Date().toISOString(),
+    adapter: options.adapter,
+    quick: ctx.quick,
+    seed: ctx.seed,
+    wallMs: performance.now() - t0,
+    claims,
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * `flatness reproduce`: each claim's check as a unit test on the float64 reference (quick
+ * setting), a check that a wrong Hessian makes the identity claim fail, and the whole command end
+ * to end on WebGPU with --quick (the README's main job in its reduced setting): every claim passes,
+ * the JSON on stdout has the documented shape, and the record and the HTML report are written.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Objective } from "../src/objective.ts";
+import { ReferenceObjective } from "../src/reference/engine.ts";
+import type { MakeObjective, ReproduceContext } from "../src/reproduce/context.ts";
+import { CLAIMS } from "../src/reproduce/run.ts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const cpu: MakeObjective = (spec, data, loss) => Promise.resolve(new ReferenceObjective(spec, data, loss) as Objective<unknown>);
+const ctx: ReproduceContext = { make: cpu, seed: 0, quick: true, engine: "cpu", progress: () => {}, training: { engine: "cpu" } };
+
+describe("reproduce claims on the float64 reference", () => {
+  expect(CLAIMS.map((c) => c.id)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+  for (const claim of CLAIMS) {
+    it(`claim ${claim.id}: ${claim.claim}`, async () => {
+      const r = await claim.run(ctx);
+      expect(r.pass, `${r.measured} | expected ${r.expected}`).toBe(true);
+      expect(r.measured.length).toBeGreaterThan(10);
+      expect(JSON.stringify(r.details ?? {})).not.toMatch(/NaN/);
+    });
+  }
+
+  it("a wrong Hessian (H v off by 1e-3) makes claim 2 fail", async () => {
+    class Skewed extends ReferenceObjective {
+      override async hvp(theta: Float64Array, v: Float64Array, out: Float64Array) {
+        await super.hvp(theta, v, out);
+        for (let i = 0; i < out.length; i++) out[i] *= 1 + 1e-3 * Math.sin(theta[i] * 1e3);
+      }
+    }
+    const skewed: MakeObjective = (spec, data, loss) => Promise.resolve(new Skewed(spec, data, loss) as Objective<unknown>);
+    const r = await CLAIMS[1].run({ ...ctx, make: skewed });
+    expect(r.pass).toBe(false);
+  });
+});
+
+describe("flatness reproduce --quick on WebGPU", () => {
+  it("every claim passes; JSON claims on stdout; reproduce.json and report.html written", () => {
+    const dir = mkdtempSync(join(tmpdir(), "flatness-reproduce-"));
+    const r = spawnSync(process.execPath, [join(root, "bin/flatness.mjs"), "reproduce", "--quick", "--json", "--out", dir], { encoding: "utf8", cwd: root });
+    const json = JSON.parse(r.stdout);
+    const failed = json.claims.filter((c: { pass: boolean }) => !c.pass).map((c: { id: number; measured: string }) => `${c.id}: ${c.measured}`);
+    expect(failed, r.stderr.slice(-3000)).toEqual([]);
+    expect(r.status).toBe(0);
+    expect(json.claims).toHaveLength(16);
+    for (const c of json.claims) expect(Object.keys(c).sort()).toEqual(["claim", "expected", "id", "measured", "pass"]);
+    expect(r.stderr).toMatch(/claim 15/); // progress on stderr
+    const record = JSON.parse(readFileSync(join(dir, "reproduce.json"), "utf8"));
+    expect(record.quick).toBe(true);
+    expect(record.adapter).toMatch(/\S/);
+    const html = readFileSync(join(dir, "report.html"), "utf8");
+    expect(html).toMatch(/16 of 16 claims pass/);
+    expect((html.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(8);
+    expect(existsSync(join(dir, "report.html"))).toBe(true);
+  }, 600_000);
+
+  it("bad options: one clear line, exit 2", () => {
+    const r = spawnSync(process.execPath, [join(root, "bin/flatness.mjs"), "reproduce", "--claims", "3,99"], { encoding: "utf8", cwd: root });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/no claim 99/);
+  });
+});
