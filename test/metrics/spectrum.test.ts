@@ -7,12 +7,12 @@
  */
 import { describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.ts";
-import type { VectorSpace } from "../../src/objective.ts";
 import { denseOperator, hessianOperator, layerMask, restrictedOperator, type SymmetricOperator } from "../../src/metrics/operator.ts";
 import { lanczosEigenpairs, powerIteration } from "../../src/metrics/spectrum.ts";
 import { symmetricEigen, tridiagonalEigen } from "../../src/metrics/tridiagonal.ts";
 import { Rng } from "../../src/random.ts";
 import { dot, makeCase } from "../support/numeric.ts";
+import { counting, denseFromOperator } from "../support/operators.ts";
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-300);
 
@@ -57,70 +57,6 @@ const SPECTRUM = (() => {
 })();
 const A = knownSpectrum(SPECTRUM);
 
-/** Dense Hessian of a tiny net, column by column from HVPs against unit vectors. */
-async function denseFromOperator(op: SymmetricOperator<Float64Array>): Promise<Float64Array> {
-  const n = op.dim;
-  const h = new Float64Array(n * n);
-  const e = new Float64Array(n);
-  const col = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    e.fill(0);
-    e[i] = 1;
-    await op.apply(e, col);
-    h.set(col, i * n);
-  }
-  // Symmetrize away rounding (the asymmetry is ~1e-16).
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) h[i * n + j] = h[j * n + i] = 0.5 * (h[i * n + j] + h[j * n + i]);
-  return h;
-}
-
-/** Wraps an operator's space to track live vectors: use after dispose and double dispose throw. */
-function counting(inner: SymmetricOperator<Float64Array>, failAtMatvec = Infinity) {
-  const base = inner.space;
-  const live = new Set<Float64Array>();
-  let allocated = 0;
-  const track = (v: Float64Array) => (live.add(v), allocated++, v);
-  const alive = (...vs: Float64Array[]) => vs.forEach((v) => {
-    if (!live.has(v)) throw new Error("vector used after dispose or not from this space");
-  });
-  const space: VectorSpace<Float64Array> = {
-    dim: base.dim,
-    zeros: () => track(base.zeros()),
-    fromArray: (x) => track(base.fromArray(x)),
-    toArray: (v) => (alive(v), base.toArray(v)),
-    write: (v, x) => (alive(v), base.write(v, x)),
-    dot: (a, b) => (alive(a, b), base.dot(a, b)),
-    dots: (xs, y) => (alive(...xs, y), base.dots(xs, y)),
-    axpy: (al, x, y) => (alive(x, y), base.axpy(al, x, y)),
-    scale: (al, x) => (alive(x), base.scale(al, x)),
-    copy: (s, d) => (alive(s, d), base.copy(s, d)),
-    multiply: (x, y) => (alive(x, y), base.multiply(x, y)),
-    linearCombination: (al, x, be, y) => (alive(x, y), base.linearCombination(al, x, be, y)),
-    dispose: (v) => {
-      if (!live.delete(v)) throw new Error("double dispose");
-    },
-  };
-  let calls = 0;
-  const op: SymmetricOperator<Float64Array> = {
-    dim: inner.dim,
-    space,
-    get matvecs() {
-      return inner.matvecs;
-    },
-    apply(v, out) {
-      alive(v, out);
-      if (++calls >= failAtMatvec) return Promise.reject(new Error("injected failure"));
-      return inner.apply(v, out);
-    },
-    applyBlock(vs, outs) {
-      alive(...vs, ...outs);
-      calls += vs.length;
-      if (calls >= failAtMatvec) return Promise.reject(new Error("injected failure"));
-      return inner.applyBlock(vs, outs);
-    },
-  };
-  return { op, live, allocated: () => allocated };
-}
 
 describe("host eigensolvers", () => {
   it("tridiagonal QL agrees with Jacobi, eigenvectors orthonormal, end components match", () => {

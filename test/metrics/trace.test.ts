@@ -7,13 +7,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.ts";
-import type { VectorSpace } from "../../src/objective.ts";
 import { densityMoments, runMoments, spectralDensity } from "../../src/metrics/density.ts";
 import { denseOperator, hessianOperator, layerMask, restrictedOperator, type SymmetricOperator } from "../../src/metrics/operator.ts";
 import { hessianDiagonal, hutchinsonTrace, hutchPlusPlusTrace, squaredFrobeniusNorm } from "../../src/metrics/trace.ts";
 import { symmetricEigen } from "../../src/metrics/tridiagonal.ts";
 import { Rng } from "../../src/random.ts";
 import { dot, makeCase } from "../support/numeric.ts";
+import { counting, denseFromOperator } from "../support/operators.ts";
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-300);
 
@@ -56,68 +56,6 @@ const EIG = Array.from({ length: N }, (_, i) => 3 * Math.cos(i) + 0.5);
 const A = knownSpectrum(EIG);
 const TRACE = EIG.reduce((x, y) => x + y, 0);
 
-/** Dense Hessian column by column from HVPs against unit vectors (symmetrized). */
-async function denseFromOperator(op: SymmetricOperator<Float64Array>): Promise<Float64Array> {
-  const n = op.dim;
-  const h = new Float64Array(n * n);
-  const e = new Float64Array(n);
-  const col = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    e.fill(0);
-    e[i] = 1;
-    await op.apply(e, col);
-    h.set(col, i * n);
-  }
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) h[i * n + j] = h[j * n + i] = 0.5 * (h[i * n + j] + h[j * n + i]);
-  return h;
-}
-
-/** Tracks live vectors of an operator's space; use after dispose and double dispose throw. */
-function counting(inner: SymmetricOperator<Float64Array>, failAtMatvec = Infinity) {
-  const base = inner.space;
-  const live = new Set<Float64Array>();
-  const track = (v: Float64Array) => (live.add(v), v);
-  const alive = (...vs: Float64Array[]) => vs.forEach((v) => {
-    if (!live.has(v)) throw new Error("vector used after dispose or not from this space");
-  });
-  const space: VectorSpace<Float64Array> = {
-    dim: base.dim,
-    zeros: () => track(base.zeros()),
-    fromArray: (x) => track(base.fromArray(x)),
-    toArray: (v) => (alive(v), base.toArray(v)),
-    write: (v, x) => (alive(v), base.write(v, x)),
-    dot: (a, b) => (alive(a, b), base.dot(a, b)),
-    dots: (xs, y) => (alive(...xs, y), base.dots(xs, y)),
-    axpy: (al, x, y) => (alive(x, y), base.axpy(al, x, y)),
-    scale: (al, x) => (alive(x), base.scale(al, x)),
-    copy: (s, d) => (alive(s, d), base.copy(s, d)),
-    multiply: (x, y) => (alive(x, y), base.multiply(x, y)),
-    linearCombination: (al, x, be, y) => (alive(x, y), base.linearCombination(al, x, be, y)),
-    dispose: (v) => {
-      if (!live.delete(v)) throw new Error("double dispose");
-    },
-  };
-  let calls = 0;
-  const op: SymmetricOperator<Float64Array> = {
-    dim: inner.dim,
-    space,
-    get matvecs() {
-      return inner.matvecs;
-    },
-    apply(v, out) {
-      alive(v, out);
-      if (++calls >= failAtMatvec) return Promise.reject(new Error("injected failure"));
-      return inner.apply(v, out);
-    },
-    applyBlock(vs, outs) {
-      alive(...vs, ...outs);
-      calls += vs.length;
-      if (calls >= failAtMatvec) return Promise.reject(new Error("injected failure"));
-      return inner.applyBlock(vs, outs);
-    },
-  };
-  return { op, live, calls: () => calls };
-}
 
 describe("Hutchinson", () => {
   it("within its standard error, which matches the closed-form variance (Rademacher and Gaussian)", async () => {
