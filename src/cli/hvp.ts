@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { GpuContext } from "../gpu/context.ts";
 import { GpuObjective } from "../gpu/objective.ts";
 import { readFileBytes, writeFileAtomic } from "../io/files.ts";
-import { readParameterVector, writeParameterVector } from "../io/modelFile.ts";
+import { checkModelOutputPath, readParameterVector, writeParameterVector } from "../io/modelFile.ts";
 import { InputError } from "../errors.ts";
 import type { Objective } from "../objective.ts";
 import { ReferenceObjective } from "../reference/engine.ts";
@@ -55,6 +55,8 @@ export async function runHvp(argv: string[], out: (s: string) => void, err: (s: 
   const loss = parseLoss(values.loss);
   if (!values.vector) throw new InputError("--vector is required (a file shaped like the model)");
   if (!values.out) throw new InputError("--out is required (where to write H v)");
+  checkModelOutputPath(values.out, "--out");
+  if (values["grad-out"]) checkModelOutputPath(values["grad-out"], "--grad-out");
   const loaded = await loadModel(values.model, parseActivation(values.activation, values["negative-slope"]));
   const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"]);
   const v = readParameterVector(await readFileBytes(values.vector), values.vector, loaded);

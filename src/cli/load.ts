@@ -26,7 +26,7 @@ export function parseActivation(name: string | undefined, slope: string | undefi
 }
 
 export async function loadModel(path: string | undefined, activation?: Activation): Promise<LoadedModel> {
-  if (!path) throw new InputError("--model is required (a .json or .safetensors model file)");
+  if (!path) throw new InputError("--model is required (a .safetensors, .json or .onnx model file)");
   return readModel(await readFileBytes(path), path, activation ? { activation } : undefined);
 }
 

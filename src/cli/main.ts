@@ -8,6 +8,7 @@ import { runAudit } from "./audit.ts";
 import { runBenchCommand } from "./bench.ts";
 import { runDemo } from "./demo.ts";
 import { runHvp } from "./hvp.ts";
+import { runLandscape } from "./landscape.ts";
 import { runMeasure } from "./measure.ts";
 import { runReproduce } from "./reproduce.ts";
 import { runTrain } from "./train.ts";
@@ -24,6 +25,8 @@ Commands:
   hvp      Hessian-vector product and gradient of a model file over a dataset
   measure  flatness and sharpness metrics: spectrum, trace, density, epsilon-sharpness, volume,
            adaptive sharpness and the reparametrization-invariant measures
+  landscape  1-D and 2-D loss slices along random, filter-normalized, eigenvector or T_alpha
+           directions, many points per GPU dispatch; CSV/JSON and an SVG plot
   train    train a ReLU net on WebGPU (SGD with momentum, Adam) on a data file or a built-in dataset
   transform  function-preserving transforms and the constructions of the proofs: alpha, neuron,
            sharpen, sharpen-count, flatten, eps-construction (a model file in, the same format out)
@@ -53,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runHvp(rest, out, err);
       case "measure":
         return await runMeasure(rest, out, err);
+      case "landscape":
+        return await runLandscape(rest, out, err);
       case "train":
         return await runTrain(rest, out, err);
       case "transform":

@@ -28,6 +28,11 @@
  *    `__metadata__` keys "activation" ("relu" | "leaky_relu") and "negative_slope", else from
  *    the caller's option, else ReLU. A model read from safetensors is written back as safetensors
  *    with the same tensor names, so PyTorch can load it with `load_state_dict`.
+ *
+ * 3. ONNX (read only; src/io/onnx.ts): a path ending in `.onnx`, or content that is neither JSON
+ *    nor a plausible safetensors file and starts like an ONNX ModelProto (field 1, ir_version).
+ *    The model becomes a "safetensors" LoadedModel with PyTorch nn.Sequential names ("0.weight",
+ *    ...), so transforms of it are written as safetensors, never as ONNX (checkModelOutputPath).
  */
 import { FileFormatError, InputError } from "../errors.ts";
 import {
@@ -40,6 +45,7 @@ import {
   validateSpec,
 } from "../model.ts";
 import { formatShape } from "./binary.ts";
+import { isOnnxPath, parseOnnxMlp } from "./onnx.ts";
 import { parseSafetensors, type SafetensorsTensor, writeSafetensors } from "./safetensors.ts";
 
 /** A model as read from a file, with what is needed to write it (or vectors like it) back. */
@@ -64,27 +70,74 @@ export const JSON_FORMAT_VERSION = 1;
 /** PyTorch's nn.LeakyReLU default, used when a file says leaky_relu but gives no slope. */
 export const DEFAULT_NEGATIVE_SLOPE = 0.01;
 
+/** True when `bytes` start like a safetensors file: a u64 header size that fits, then "{". */
+function plausibleSafetensors(bytes: Uint8Array): boolean {
+  if (bytes.length < 9) return false;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const size = view.getUint32(0, true);
+  return view.getUint32(4, true) === 0 && 8 + size <= bytes.length && bytes[8] === 0x7b;
+}
+
 /** Which of the two model formats `bytes` holds. */
 export function detectModelFormat(bytes: Uint8Array): "json" | "safetensors" {
   // A safetensors file starts with its u64 header size; when that is small its first byte can be
   // 0x7b "{", so first check for a plausible safetensors prefix (size fits, header starts "{").
-  if (bytes.length >= 9) {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const size = view.getUint32(0, true);
-    if (view.getUint32(4, true) === 0 && 8 + size <= bytes.length && bytes[8] === 0x7b) return "safetensors";
-  }
+  if (plausibleSafetensors(bytes)) return "safetensors";
   let i = 0;
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) i = 3; // UTF-8 byte-order mark
   while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d)) i++;
   return bytes[i] === 0x7b ? "json" : "safetensors";
 }
 
+/**
+ * True when `bytes` should be read as ONNX: the path ends in .onnx, or the content is neither
+ * JSON nor a plausible safetensors file and starts with the protobuf tag of ModelProto.ir_version
+ * (0x08), as every ONNX serializer writes it.
+ */
+export function isOnnxModel(bytes: Uint8Array, path: string): boolean {
+  if (isOnnxPath(path)) return true;
+  return bytes.length > 0 && bytes[0] === 0x08 && !plausibleSafetensors(bytes) && detectModelFormat(bytes) !== "json";
+}
+
+/**
+ * Refuses output paths this toolkit cannot write: models and parameter vectors are written as
+ * safetensors or JSON, never as ONNX (also for models read from ONNX). InputError naming `option`.
+ */
+export function checkModelOutputPath(path: string, option = "--out"): void {
+  if (isOnnxPath(path)) {
+    throw new InputError(`${option} ${path}: writing ONNX is not supported; models and vectors are written as .safetensors (PyTorch state-dict names) or .json`);
+  }
+}
+
 /** Reads a model file in either format; every problem throws FileFormatError naming `path`. */
 export function readModel(bytes: Uint8Array, path: string, options: ReadModelOptions = {}): LoadedModel {
   if (bytes.length === 0) throw new FileFormatError(path, "file is empty");
+  if (isOnnxModel(bytes, path)) {
+    if (plausibleSafetensors(bytes) || detectModelFormat(bytes) === "json") {
+      // Most often a transform's output named .onnx, read back before it is written.
+      throw new FileFormatError(
+        path,
+        `holds a ${detectModelFormat(bytes)} model, not ONNX: ONNX is read but never written here; name the file .safetensors or .json`,
+      );
+    }
+    return readOnnxModel(bytes, path, options);
+  }
   return detectModelFormat(bytes) === "json"
     ? readJsonModel(bytes, path, options)
     : readSafetensorsModel(bytes, path, options);
+}
+
+/** An ONNX MLP (src/io/onnx.ts) as a safetensors-format LoadedModel with PyTorch nn.Sequential names. */
+function readOnnxModel(bytes: Uint8Array, path: string, options: ReadModelOptions): LoadedModel {
+  const m = parseOnnxMlp(bytes, path, options);
+  const layout = parameterLayout(m.spec);
+  return {
+    model: { spec: m.spec, theta: m.theta },
+    format: "safetensors",
+    tensorNames: layout.views.map((v) => v.name),
+    metadata: m.metadata,
+    dtype: m.dtype,
+  };
 }
 
 /**

@@ -7,6 +7,7 @@ import { GpuContext } from "../../src/gpu/context.ts";
 import { engineCases, errorCases, tiledKernelCases } from "../gpu/cases.ts";
 import { metricCases } from "../gpu/metricCases.ts";
 import { trainCases } from "../gpu/trainCases.ts";
+import { landscapeCases } from "../gpu/landscapeCases.ts";
 
 interface CaseResult {
   name: string;
@@ -32,7 +33,7 @@ async function main() {
     return;
   }
   const results: CaseResult[] = [];
-  for (const c of [...engineCases, ...tiledKernelCases, ...metricCases, ...trainCases, ...errorCases]) {
+  for (const c of [...engineCases, ...tiledKernelCases, ...metricCases, ...trainCases, ...landscapeCases, ...errorCases]) {
     const t0 = performance.now();
     try {
       await c.run(ctx);

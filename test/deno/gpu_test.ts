@@ -6,10 +6,11 @@ import { GpuContext } from "../../src/gpu/context.ts";
 import { engineCases, errorCases, tiledKernelCases } from "../gpu/cases.ts";
 import { metricCases } from "../gpu/metricCases.ts";
 import { trainCases } from "../gpu/trainCases.ts";
+import { landscapeCases } from "../gpu/landscapeCases.ts";
 
 const ctx = await GpuContext.create();
 console.log(`adapter: ${ctx.describe()}`);
 
-for (const c of [...engineCases, ...tiledKernelCases, ...metricCases, ...trainCases, ...errorCases]) {
+for (const c of [...engineCases, ...tiledKernelCases, ...metricCases, ...trainCases, ...landscapeCases, ...errorCases]) {
   Deno.test({ name: c.name, sanitizeResources: false, sanitizeOps: false, fn: () => c.run(ctx) });
 }
