@@ -39,6 +39,9 @@ ${Object.entries(AUDIT_TRANSFORMS).map(([name, about]) => `                     
 Each transform row starts with the function check: the largest output difference over the data
 and the loss before and after. Metrics that read theta's layout (path norm, relative flatness, ...)
 are n/a in eta coordinates (weight-norm, radial).
+
+Example:
+  flatness audit --model net.safetensors --data x.npy --labels y.npy --loss ce --transforms alpha,neuron,zca --plot audit.svg
 `;
 
 function parseTransforms(list: string | undefined): AuditTransformName[] {

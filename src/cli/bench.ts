@@ -21,6 +21,10 @@ Curvature metrics at benchmark size (default ~100k parameters, 2,048 samples): t
 Lanczos and the trace by Hutch++ (HVPs used, wall time), and the same power iteration (P HVPs,
 default 20) by this engine and by jax-js in the same run, checked to agree before their times are
 compared. Hutch++ uses M products (default 99 on a hardware GPU, 30 on software WebGPU).
+
+Examples:
+  flatness bench --sizes 10k,100k
+  flatness bench --metrics --power-iters 10 --json
 `;
 
 export async function runBenchCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {

@@ -43,7 +43,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case "demo": {
         if (rest.includes("--help") || rest.includes("-h")) {
-          out("flatness demo [--json]: the built-in engine check (see flatness --help)");
+          out("flatness demo [--json]: the built-in engine check: loss, gradient and an exact HVP of a small seeded net,\n" +
+            "each checked against the float64 reference, central differences and the T_alpha identity.\n\nExample:\n  flatness demo --json");
           return 0;
         }
         const result = await runDemo(rest.includes("--json") ? err : out);

@@ -37,6 +37,10 @@ Claims:
 ${CLAIMS.map((c) => `  ${String(c.id).padStart(2)}. ${c.claim}`).join("\n")}
 
 Exit status: 0 if every claim passes, 1 if one fails, 2 on bad options.
+
+Examples:
+  flatness reproduce                      the full run (a few minutes without a GPU), report in ./flatness-report
+  flatness reproduce --quick --claims 5,13 --json
 `;
 
 function parseClaims(list: string | undefined): number[] | undefined {

@@ -170,6 +170,10 @@ Transforms (each writes a model with the same function, and reports the max outp
   eps-construction  an epsilon-ball that reaches a constant function: high epsilon-sharpness
 
 Every transform needs a ReLU or leaky ReLU net.
+
+Examples:
+  flatness transform alpha --model net.safetensors --alphas 4,1,0.25 --out net_alpha.safetensors
+  flatness transform sharpen --model net.safetensors --data x.npy --labels y.npy --loss ce --min-top-eigenvalue 1e4 --out sharp.safetensors
 `;
 
 const OPTIONS = {
