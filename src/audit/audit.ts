@@ -1,8 +1,9 @@
 /**
  * The invariance audit (Dinh et al. 2017 made into a table): for each transform, the function
  * check (largest output difference over the data, loss difference) and each metric before, after,
- * their ratio, and a verdict: invariant when the two agree within the tolerance (plus three
- * combined standard errors for stochastic estimates), moved otherwise. The paper predicts the
+ * their ratio, and a verdict: invariant when the two agree within the tolerance, "within noise"
+ * when a stochastic estimate's change is larger than that but within three combined standard
+ * errors (the sample size cannot decide), moved otherwise. The paper predicts the
  * Hessian-based measures, epsilon-sharpness and volume move under T_alpha while the function does
  * not; the reparametrization-invariant measures proposed since (adaptive sharpness, Fisher-Rao and
  * path norms, relative flatness, normalized sharpness) should not.
@@ -57,7 +58,8 @@ export interface AuditMetricRow {
   after: number | null;
   /** after / before (exp(after - before) for a logarithm); null when not applicable. */
   ratio: number | null;
-  verdict: "invariant" | "moved" | "n/a";
+  /** "within noise": not within the tolerance, but within 3 standard errors: more samples would tell. */
+  verdict: "invariant" | "moved" | "within noise" | "n/a";
   note?: string;
 }
 
@@ -122,8 +124,17 @@ function compare(metric: MetricName, before: MeasureReport, after: MeasureReport
   const noise = 3 * Math.hypot(a.stderr, b.stderr);
   const scale = a.log ? 1 : Math.max(Math.abs(a.value), Math.abs(b.value));
   const ratio = a.log ? Math.exp(a.value - b.value) : b.value !== 0 ? a.value / b.value : a.value === 0 ? 1 : Infinity;
-  const invariant = Math.abs(a.value - b.value) <= tolerance * scale + noise + 1e-12;
-  return { metric, label, before: b.value, after: a.value, ratio, verdict: invariant ? "invariant" : "moved" };
+  const difference = Math.abs(a.value - b.value);
+  const verdict = difference <= tolerance * scale + 1e-12 ? "invariant" : difference <= noise ? "within noise" : "moved";
+  return {
+    metric,
+    label,
+    before: b.value,
+    after: a.value,
+    ratio,
+    verdict,
+    note: verdict === "within noise" ? `the change is within 3 standard errors (${noise.toPrecision(3)}): raise the samples to decide` : undefined,
+  };
 }
 
 /**

@@ -63,7 +63,7 @@ export function auditSvg(report: AuditReport): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="10" y="22" font-size="16" font-weight="bold">Invariance audit: log10(after / before) per metric and transform</text>`,
-    `<text x="10" y="42" fill="#555">${escapeXml(`${report.parameters} parameters, ${report.samples} samples, a = ${report.factor}; ✓ invariant within ${report.tolerance} relative; red grew, blue shrank`)}</text>`,
+    `<text x="10" y="42" fill="#555">${escapeXml(`${report.parameters} parameters, ${report.samples} samples, a = ${report.factor}; ✓ invariant within ${report.tolerance} relative; ~ within noise; red grew, blue shrank`)}</text>`,
   ];
   transforms.forEach((t, j) => {
     parts.push(`<text x="${left + j * cellW + cellW / 2}" y="${top - 10}" text-anchor="middle" font-weight="bold">${escapeXml(t.transform)}</text>`);
@@ -77,7 +77,7 @@ export function auditSvg(report: AuditReport): string {
       const applicable = m && m.verdict !== "n/a" && m.ratio !== null && m.ratio > 0 && Number.isFinite(m.ratio);
       const lr = applicable ? Math.log10(m!.ratio!) : 0;
       parts.push(`<rect x="${x}" y="${y}" width="${cellW - 2}" height="${cellH - 2}" fill="${applicable ? colour(lr) : "#eee"}" stroke="#ccc"/>`);
-      const text = !m || m.verdict === "n/a" ? "n/a" : m.ratio === null || !Number.isFinite(m.ratio) || m.ratio <= 0 ? `${m.verdict}` : `${m.verdict === "invariant" ? "✓ " : ""}${lr >= 0 ? "+" : ""}${lr.toFixed(2)}`;
+      const text = !m || m.verdict === "n/a" ? "n/a" : m.ratio === null || !Number.isFinite(m.ratio) || m.ratio <= 0 ? `${m.verdict}` : `${m.verdict === "invariant" ? "✓ " : m.verdict === "within noise" ? "~ " : ""}${lr >= 0 ? "+" : ""}${lr.toFixed(2)}`;
       parts.push(`<text x="${x + cellW / 2}" y="${y + cellH / 2 + 4}" text-anchor="middle">${escapeXml(text)}</text>`);
     });
   });

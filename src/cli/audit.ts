@@ -25,8 +25,8 @@ Options:
 ${Object.entries(AUDIT_TRANSFORMS).map(([name, about]) => `                         ${name.padEnd(13)}${about}`).join("\n")}
   --metrics LIST       metrics of flatness measure, or "all" (default ${DEFAULT_AUDIT_METRICS.join(",")})
   --factor A           transform strength a (default 4)
-  --tolerance T        relative tolerance of the "invariant" verdict (default 1e-3; plus 3 standard errors
-                       for stochastic estimates)
+  --tolerance T        relative tolerance of the "invariant" verdict (default 1e-3); a stochastic
+                       estimate that moved by more, but by less than 3 standard errors, is "within noise"
   --top-k K, --trace-samples S, --epsilon E, --rho R, --volume-epsilon E, --volume-rays R
                        as flatness measure
   --seed N             seed of every stochastic metric and of the neuron factors (default 0)

@@ -1,11 +1,10 @@
 /** Loading a model and a dataset from the files named on the command line. */
-import { type Dataset, validateDataset } from "../data.ts";
+import type { Dataset } from "../data.ts";
 import { InputError } from "../errors.ts";
-import { parseCsv } from "../io/csv.ts";
+import { datasetFromBytes } from "../io/dataset.ts";
 import { readFileBytes } from "../io/files.ts";
 import { type LoadedModel, readModel } from "../io/modelFile.ts";
-import { npyToFloat32, npyToLabels, parseNpy } from "../io/npy.ts";
-import { type Activation, type LossKind, LOSS_KINDS, outputWidth } from "../model.ts";
+import { type Activation, type LossKind, LOSS_KINDS } from "../model.ts";
 
 export function parseLoss(value: string | undefined): LossKind {
   if (!value) throw new InputError(`--loss is required: one of ${LOSS_KINDS.join(", ")}`);
@@ -32,7 +31,7 @@ export async function loadModel(path: string | undefined, activation?: Activatio
 
 /**
  * Features from `dataPath` (.npy [N, d] or .csv) and targets from `labelsPath` (.npy; or, for a
- * CSV without --labels, the CSV's label column).
+ * CSV without --labels, the CSV's label column), read from disk and checked by datasetFromBytes.
  */
 export async function loadDataset(
   dataPath: string | undefined,
@@ -42,62 +41,10 @@ export async function loadDataset(
   labelColumn?: string,
 ): Promise<Dataset> {
   if (!dataPath) throw new InputError("--data is required (.npy of shape [N, features], or .csv)");
-  const c = outputWidth(model.model.spec);
-  let x: Float32Array;
-  let n: number;
-  let features: number;
-  let csvLabels: Float64Array | undefined;
-  if (/\.csv$/i.test(dataPath)) {
-    const text = new TextDecoder().decode(await readFileBytes(dataPath));
-    const column = labelsPath ? "none" : labelColumn === undefined ? "last" : /^\d+$/.test(labelColumn) ? Number(labelColumn) : labelColumn;
-    const table = parseCsv(text, dataPath, { labelColumn: column as number | string });
-    ({ x, n, features } = table);
-    csvLabels = table.labels;
-  } else {
-    const arr = parseNpy(await readFileBytes(dataPath), dataPath);
-    if (arr.shape.length !== 2) {
-      throw new InputError(`${dataPath}: data must have shape [N, features], got [${arr.shape.join(", ")}]`);
-    }
-    [n, features] = arr.shape;
-    x = npyToFloat32(arr, dataPath, "data");
-  }
-  let targetsRaw: { values: ArrayLike<number>; shape: number[]; path: string };
-  if (labelsPath) {
-    const arr = parseNpy(await readFileBytes(labelsPath), labelsPath);
-    targetsRaw = { values: loss === "mse" ? npyToFloat32(arr, labelsPath, "targets") : npyToLabels(arr, labelsPath), shape: arr.shape, path: labelsPath };
-  } else if (csvLabels) {
-    targetsRaw = { values: csvLabels, shape: [csvLabels.length], path: dataPath };
-  } else {
+  if (!labelsPath && !/\.csv$/i.test(dataPath)) {
     throw new InputError(`--labels is required with ${dataPath} (a .npy of ${loss === "mse" ? "float targets [N, outputs]" : "integer labels [N]"})`);
   }
-  const count = targetsRaw.shape.reduce((a, b) => a * b, 1);
-  if (targetsRaw.shape[0] !== n) {
-    throw new InputError(`${targetsRaw.path}: has ${targetsRaw.shape[0]} rows but ${dataPath} has ${n} samples`);
-  }
-  if (loss === "mse") {
-    if (count !== n * c) throw new InputError(`${targetsRaw.path}: targets of shape [${targetsRaw.shape.join(", ")}] do not match [${n}, ${c}] (samples x model outputs)`);
-    return checked({ n, features, x, targets: Float32Array.from(targetsRaw.values) }, model, loss, dataPath, targetsRaw.path);
-  }
-  if (targetsRaw.shape.length !== 1 && !(targetsRaw.shape.length === 2 && targetsRaw.shape[1] === 1)) {
-    throw new InputError(`${targetsRaw.path}: labels must have shape [N], got [${targetsRaw.shape.join(", ")}]`);
-  }
-  const labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const y = targetsRaw.values[i];
-    if (!Number.isInteger(y)) throw new InputError(`${targetsRaw.path}: label ${y} at sample ${i} is not an integer`);
-    labels[i] = y;
-  }
-  return checked({ n, features, x, labels }, model, loss, dataPath, targetsRaw.path);
-}
-
-/** Validates before any GPU work, naming the file each problem comes from. */
-function checked(data: Dataset, model: LoadedModel, loss: LossKind, dataPath: string, targetsPath: string): Dataset {
-  try {
-    validateDataset(model.model.spec, data, loss);
-  } catch (e) {
-    if (!(e instanceof InputError)) throw e;
-    const fromTargets = /^(label|targets|loss)/.test(e.message);
-    throw new InputError(`${fromTargets ? targetsPath : dataPath}: ${e.message}`);
-  }
-  return data;
+  const data = { name: dataPath, bytes: await readFileBytes(dataPath) };
+  const labels = labelsPath ? { name: labelsPath, bytes: await readFileBytes(labelsPath) } : null;
+  return datasetFromBytes(data, labels, loss, model, labelColumn);
 }
