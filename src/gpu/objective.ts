@@ -29,6 +29,7 @@ import type { GpuContext } from "./context.ts";
 import { type Dispatch, DispatchBuilder, encodeDispatches, type Operand, reduceGroups } from "./dispatch.ts";
 import { BufferPool } from "./pool.ts";
 import { GpuVector, GpuVectorSpace } from "./vectors.ts";
+import { type DataChunk, uploadDataChunks } from "./dataChunks.ts";
 
 export interface GpuObjectiveOptions {
   /** Samples per chunk (default: as many as fit, at most 4096). */
@@ -51,12 +52,7 @@ export interface GpuObjectiveOptions {
 const LOSS_CODE: Record<LossKind, number> = { ce: 0, mse: 1, logistic: 2 };
 const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-interface Chunk {
-  start: number;
-  rows: number;
-  x: GPUBuffer;
-  targets: GPUBuffer;
-}
+type Chunk = DataChunk;
 
 interface LayerBuffers {
   z: GPUBuffer; // [rows, out]
@@ -171,17 +167,7 @@ export class GpuObjective implements Objective<GpuVector> {
     this.partials = this.buffer("loss-partials", 256);
     this.scalars = this.buffer("scalars", 4);
     const queue = this.ctx.device.queue;
-    for (let start = 0; start < data.n; start += this.chunkRows) {
-      const rows = Math.min(this.chunkRows, data.n - start);
-      const x = this.buffer(`x[${start}:${start + rows}]x${d}`, rows * d);
-      queue.writeBuffer(x, 0, data.x.buffer as ArrayBuffer, data.x.byteOffset + start * d * 4, rows * d * 4);
-      const t = this.lossKind === "mse"
-        ? data.targets!.subarray(start * c, (start + rows) * c)
-        : Float32Array.from(data.labels!.subarray(start, start + rows));
-      const targets = this.buffer(`targets[${start}:${start + rows}]`, t.length);
-      queue.writeBuffer(targets, 0, t.buffer as ArrayBuffer, t.byteOffset, t.byteLength);
-      this.chunks.push({ start, rows, x, targets });
-    }
+    this.chunks = uploadDataChunks(queue, this.spec, data, this.lossKind, this.chunkRows, (label, floats) => this.buffer(label, floats));
     if (minibatchRows > 0) {
       const B = minibatchRows;
       const t = this.lossKind === "mse" ? B * c : B;

@@ -23,6 +23,7 @@ import type { GpuContext } from "../gpu/context.ts";
 import { type Dispatch, DispatchBuilder, encodeDispatches, type Operand } from "../gpu/dispatch.ts";
 import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, validateSpec } from "../model.ts";
 import { type BatchLoss, checkBatch, MAX_BASIS, type PerturbationBatch } from "./batchLoss.ts";
+import { type DataChunk, uploadDataChunks } from "../gpu/dataChunks.ts";
 
 export interface GpuBatchLossOptions {
   /** Samples per chunk (default: min(N, 4096), less when a binding would not fit). */
@@ -38,12 +39,7 @@ const LOSS_CODE: Record<LossKind, number> = { ce: 0, mse: 1, logistic: 2 };
 const storage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 const DEFAULT_BUDGET = 256 * 2 ** 20;
 
-interface Chunk {
-  start: number;
-  rows: number;
-  x: GPUBuffer;
-  targets: GPUBuffer;
-}
+type Chunk = DataChunk;
 
 export class GpuBatchLoss implements BatchLoss {
   evaluated = 0;
@@ -132,20 +128,8 @@ export class GpuBatchLoss implements BatchLoss {
 
   private allocate(data: Dataset) {
     const n = this.dim;
-    const d = data.features;
-    const c = outputWidth(this.spec);
     const queue = this.ctx.device.queue;
-    for (let start = 0; start < data.n; start += this.chunkRows) {
-      const rows = Math.min(this.chunkRows, data.n - start);
-      const x = this.buffer(`x[${start}:${start + rows}]x${d}`, rows * d);
-      queue.writeBuffer(x, 0, data.x.buffer as ArrayBuffer, data.x.byteOffset + start * d * 4, rows * d * 4);
-      const t = this.lossKind === "mse"
-        ? data.targets!.subarray(start * c, (start + rows) * c)
-        : Float32Array.from(data.labels!.subarray(start, start + rows));
-      const targets = this.buffer(`targets[${start}:${start + rows}]`, t.length);
-      queue.writeBuffer(targets, 0, t.buffer as ArrayBuffer, t.byteOffset, t.byteLength);
-      this.chunks.push({ start, rows, x, targets });
-    }
+    this.chunks = uploadDataChunks(queue, this.spec, data, this.lossKind, this.chunkRows, (label, floats) => this.buffer(label, floats));
     const B = this.maxBatch;
     const R = this.chunkRows;
     const h = this.spec.layers[0].outFeatures;
