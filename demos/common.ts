@@ -109,7 +109,12 @@ export function installErrorHandlers(root?: HTMLElement): void {
   const w = window as Window & { __demoHandlers?: boolean };
   if (w.__demoHandlers) return;
   w.__demoHandlers = true;
-  window.addEventListener("error", (event) => showError(event.error ?? event.message));
+  window.addEventListener("error", (event) => {
+    // Browsers report a ResizeObserver that triggers another layout in the same frame as an error
+    // event; it is benign (the notification is delivered next frame), so it must not alarm anyone.
+    if (!event.error && /ResizeObserver loop/.test(String(event.message))) return;
+    showError(event.error ?? event.message);
+  });
   window.addEventListener("unhandledrejection", (event) => showError(event.reason));
 }
 

@@ -150,10 +150,13 @@ export async function openDemo(
     longTasks: (sincePageMs = 0) =>
       page.evaluate((since) => ((window as unknown as { __longTasks?: [number, number][] }).__longTasks ?? []).filter(([start]) => start >= since), sincePageMs),
     now: () => page.evaluate(() => performance.now()),
+    /** Saves a full-page screenshot, then fails if the page shows an error box (other than "needs WebGPU"). */
     async screenshot(name: string) {
       mkdirSync(artifactsDir, { recursive: true });
       const file = join(artifactsDir, `${name}.png`);
       await page.screenshot({ path: file as `${string}.png`, fullPage: true });
+      const shown = await page.$$eval(".demo-error:not(.webgpu-missing)", (boxes) => boxes.map((b) => b.textContent ?? ""));
+      if (shown.length > 0) throw fail(`the page shows an error: ${shown.join(" | ")} (screenshot ${file})`, null);
       return file;
     },
     close: () => page.close(),
