@@ -67,5 +67,9 @@ describe("flatness reproduce --quick on WebGPU", () => {
     const r = spawnSync(process.execPath, [join(root, "bin/flatness.mjs"), "reproduce", "--claims", "3,99"], { encoding: "utf8", cwd: root });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/no claim 99/);
+    const unwritable = spawnSync(process.execPath, [join(root, "bin/flatness.mjs"), "reproduce", "--quick", "--out", join(root, "package.json", "report")], { encoding: "utf8", cwd: root });
+    expect(unwritable.status).toBe(2);
+    expect(unwritable.stderr).toMatch(/--out .*cannot write the report there/);
+    expect(unwritable.stderr).not.toMatch(/claim 1/); // refused before any work
   });
 });

@@ -7,7 +7,8 @@ import { parseArgs } from "node:util";
 import { InputError } from "../errors.ts";
 import { GpuContext } from "../gpu/context.ts";
 import { GpuObjective } from "../gpu/objective.ts";
-import { mkdir } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, mkdir } from "node:fs/promises";
 import { writeFileAtomic } from "../io/files.ts";
 import type { Objective } from "../objective.ts";
 import { ReferenceObjective } from "../reference/engine.ts";
@@ -69,6 +70,13 @@ export async function runReproduce(argv: string[], out: (s: string) => void, err
   if (!Number.isInteger(seed) || seed < 0) throw new InputError(`--seed must be a non-negative integer, got ${values.seed}`);
   const only = parseClaims(values.claims);
   const dir = values.out ?? "flatness-report";
+  // Fail before minutes of work, not after: the report folder must be creatable and writable.
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (e) {
+    throw new InputError(`--out ${dir}: cannot write the report there (${(e as Error).message})`);
+  }
   const started = Date.now();
   const progress = (m: string) => err(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}`);
 
@@ -105,7 +113,6 @@ export async function runReproduce(argv: string[], out: (s: string) => void, err
     ctxGpu?.destroy();
   }
   const enc = new TextEncoder();
-  await mkdir(dir, { recursive: true });
   await writeFileAtomic(`${dir}/reproduce.json`, enc.encode(JSON.stringify(record, null, 1)));
   await writeFileAtomic(`${dir}/report.html`, enc.encode(renderReport(record)));
   const passed = record.claims.filter((c) => c.pass).length;
