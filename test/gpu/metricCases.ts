@@ -6,7 +6,7 @@
 import { GpuObjective } from "../../src/gpu/objective.ts";
 import type { GpuContext } from "../../src/gpu/context.ts";
 import { spectralDensity } from "../../src/metrics/density.ts";
-import { hessianOperator } from "../../src/metrics/operator.ts";
+import { hessianOperator, layerMask, restrictedOperator } from "../../src/metrics/operator.ts";
 import { lanczosEigenpairs, powerIteration } from "../../src/metrics/spectrum.ts";
 import { measureMetrics, type MetricName } from "../../src/metrics/suite.ts";
 import { hutchPlusPlusTrace } from "../../src/metrics/trace.ts";
@@ -80,6 +80,27 @@ export const metricCases: GpuCase[] = [
         const pw = await powerIteration(op, { k: 1, maxIter: 300, tol: 1e-5, seed: 1 });
         const largestMagnitude = Math.abs(exact[0]) >= Math.abs(exact.at(-1)!) ? exact[0] : exact.at(-1)!;
         relClose("power iteration", pw.eigenvalues[0], largestMagnitude, 2e-3, scale);
+      });
+    },
+  },
+  {
+    name: "metrics on the GPU: Hutch++ on a layer block of lower rank than its sketch equals the block's trace (f32 dependent columns dropped)",
+    async run(ctx) {
+      const c = makeCase({ widths: [2, 8, 3], batch: 20, loss: "ce", seed: 14, kinkMargin: 1e-3 });
+      const h = await denseHessian(c);
+      const n = c.theta.length;
+      const mask = layerMask(c.spec, ["1"]);
+      let blockTrace = 0;
+      for (let i = 0; i < n; i++) if (mask[i] === 1) blockTrace += h[i * n + i];
+      await withGpu(ctx, c, async (gpu, theta) => {
+        const m = gpu.space.fromArray(mask);
+        try {
+          const r = await hutchPlusPlusTrace(restrictedOperator(hessianOperator(gpu, theta), m), { matvecs: 99, seed: 2 });
+          check(r.sketchRank <= 27, `sketch rank ${r.sketchRank} exceeds the block's 27 parameters`);
+          relClose("block trace", r.estimate, blockTrace, 1e-3, Math.abs(blockTrace) + 1e-3);
+        } finally {
+          gpu.space.dispose(m);
+        }
       });
     },
   },
