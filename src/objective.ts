@@ -8,6 +8,11 @@ import type { LossKind, ModelSpec } from "./model.ts";
 
 export interface VectorSpace<V> {
   readonly dim: number;
+  /**
+   * Unit roundoff of the vectors' storage (2^-23 for f32 on the GPU, 2^-52 for float64): iterative
+   * methods use it so that tolerances meant for float64 do not ask f32 for the impossible.
+   */
+  readonly epsilon?: number;
   /** A new vector of zeros. The caller owns it and calls dispose(). */
   zeros(): V;
   fromArray(values: ArrayLike<number>): V;

@@ -20,6 +20,8 @@ export class GpuVector {
 }
 
 export class GpuVectorSpace implements VectorSpace<GpuVector> {
+  /** f32 storage. */
+  readonly epsilon = 2 ** -23;
   private readonly partials: GPUBuffer;
   private readonly result: GPUBuffer;
   /** dots(): one f32 slot per dot of a batch, read back together. */

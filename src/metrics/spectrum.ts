@@ -183,7 +183,9 @@ export async function lanczosEigenpairs<V>(op: SymmetricOperator<V>, options: La
       residuals.push(Math.sqrt(await s.dot(ays[r], ays[r])) / yNorm);
       s.scale(1 / yNorm, ys[r]);
     }
-    const converged = residuals.map((res, r) => res <= tol * Math.max(Math.abs(eigenvalues[r]), SCALE_FLOOR * norm));
+    // Converged to the tolerance, or to working precision (10 eps ||A||: an eigenvalue at 0 in f32).
+    const attainable = 10 * (s.epsilon ?? 0) * norm;
+    const converged = residuals.map((res, r) => res <= Math.max(tol * Math.max(Math.abs(eigenvalues[r]), SCALE_FLOOR * norm), attainable));
     const result: LanczosResult<V> = {
       method: "lanczos",
       which,

@@ -25,6 +25,7 @@ import { lossCurvature, lossValueAndGradient } from "./losses.ts";
 
 /** Dense float64 vectors on the host. */
 export class HostVectorSpace implements VectorSpace<Float64Array> {
+  readonly epsilon = 2 ** -52;
   constructor(readonly dim: number) {}
   zeros(): Float64Array {
     return new Float64Array(this.dim);
