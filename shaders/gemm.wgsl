@@ -19,11 +19,14 @@ override WG_Y: u32 = 8u;
 
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row0 = gid.y * TM;
-  let col0 = gid.x * TN;
-  let b = gid.z;
-  if (row0 >= p.m || col0 >= p.n) {
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  // Columns interleaved across the x threads of a workgroup (thread x owns columns
+  // c0 + x + j WG_X): neighbouring invocations, which software WebGPU runs in neighbouring SIMD
+  // lanes, then read neighbouring elements of B and write neighbouring elements of C.
+  let row0 = wid.y * WG_Y * TM + lid.y * TM;
+  let colBase = wid.x * WG_X * TN + lid.x;
+  let b = wid.z;
+  if (row0 >= p.m || colBase >= p.n) {
     return;
   }
   let aBase = p.offA + b * p.sAb;
@@ -36,7 +39,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     aRow[i] = aBase + min(row0 + i, p.m - 1u) * p.sAm;
   }
   for (var j = 0u; j < TN; j++) {
-    bCol[j] = bBase + min(col0 + j, p.n - 1u) * p.sBn;
+    bCol[j] = bBase + min(colBase + j * WG_X, p.n - 1u) * p.sBn;
   }
   var acc: array<array<f32, TN>, TM>;
   for (var kk = 0u; kk < p.k; kk++) {
@@ -62,7 +65,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       break;
     }
     for (var j = 0u; j < TN; j++) {
-      let col = col0 + j;
+      let col = colBase + j * WG_X;
       if (col >= p.n) {
         break;
       }
