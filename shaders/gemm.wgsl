@@ -5,8 +5,9 @@
 // kernel serves the forward product a·W^T, the backward products delta·W and delta^T·a, and the
 // batched tangent products of block HVPs (stride 0 broadcasts an operand over the batch).
 // Bindings: 0 A (read), 1 B (read), 2 bias (read), 3 mask (read), 4 C (read_write), 5 params (uniform).
-// Workgroup WG_X x WG_Y threads, each computing a TM x TN tile of C (no workgroup memory: on
-// software WebGPU register blocking is ~20x faster than shared-memory tiling, webgpu-notes.md).
+// Workgroup WG_X x WG_Y threads, each computing TM rows x TN columns of C, the columns strided by
+// WG_X (no workgroup memory: on software WebGPU register blocking is ~20x faster than
+// shared-memory tiling, webgpu-notes.md).
 // The k loop runs in order 0..K-1 for every output, so results are deterministic.
 // CPU twin: ReferenceObjective's forward / backProject / accumulateLayerGradient (src/reference/engine.ts).
 
