@@ -64,6 +64,18 @@ export interface Objective<V> {
   dispose(): void;
 }
 
+/** Runs `work` with host vectors uploaded into the objective's space, disposing them afterwards. */
+export async function withVectors<V, T>(objective: { space: VectorSpace<V> }, hosts: ArrayLike<number>[], work: (vs: V[]) => Promise<T>): Promise<T> {
+  const s = objective.space;
+  const vs: V[] = [];
+  try {
+    for (const h of hosts) vs.push(s.fromArray(h));
+    return await work(vs);
+  } finally {
+    for (const v of vs) s.dispose(v);
+  }
+}
+
 export function zeroCounters(): PassCounters {
   return { forward: 0, gradient: 0, hvp: 0, blockHvpDirections: 0 };
 }

@@ -9,6 +9,7 @@
  * path norms, relative flatness, normalized sharpness) should not.
  */
 import { InputError } from "../errors.ts";
+import { withVectors } from "../objective.ts";
 import { type MeasureOptions, type MeasureReport, type MetricName, measureMetrics } from "../metrics/suite.ts";
 import { type Headline, headline } from "./headline.ts";
 import {
@@ -86,31 +87,20 @@ export interface AuditReport {
   wallMs: number;
 }
 
-async function measureView(view: AuditView, metrics: MetricName[], options: AuditOptions, stage: string, make: ObjectiveFactory): Promise<MeasureReport> {
+function measureView(view: AuditView, metrics: MetricName[], options: AuditOptions, stage: string, make: ObjectiveFactory): Promise<MeasureReport> {
   const applicable = view.thetaCoordinates ? metrics : metrics.filter((m) => !THETA_ONLY.has(m));
-  const space = view.objective.space;
-  const point = space.fromArray(view.point);
-  try {
-    return await measureMetrics(view.objective, point, view.theta, view.data, {
+  return withVectors(view.objective, [view.point], ([point]) =>
+    measureMetrics(view.objective, point, view.theta, view.data, {
       ...options.measure,
       metrics: applicable,
       seed: options.seed ?? 0,
       subsetObjective: (d) => make(view.spec, d),
       onProgress: (metric, f, msg) => options.onProgress?.(stage, f, `${metric}: ${msg}`),
-    });
-  } finally {
-    space.dispose(point);
-  }
+    }));
 }
 
-async function outputsOf(view: AuditView): Promise<Float64Array> {
-  const space = view.objective.space;
-  const p = space.fromArray(view.point);
-  try {
-    return await view.objective.outputs(p);
-  } finally {
-    space.dispose(p);
-  }
+function outputsOf(view: AuditView): Promise<Float64Array> {
+  return withVectors(view.objective, [view.point], ([p]) => view.objective.outputs(p));
 }
 
 function compare(metric: MetricName, before: MeasureReport, after: MeasureReport, tolerance: number, afterApplies: boolean): AuditMetricRow {

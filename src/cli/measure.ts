@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import type { Dataset } from "../data.ts";
 import { InputError } from "../errors.ts";
 import type { LossKind, ModelSpec } from "../model.ts";
-import type { Objective } from "../objective.ts";
+import { type Objective, withVectors } from "../objective.ts";
 import { METRICS, type MeasureOptions, type MeasureReport, measureMetrics, parseMetricList } from "../metrics/suite.ts";
 import { formatNumber, table } from "./format.ts";
 import { numberOption, progressPrinter, withEngine } from "./engine.ts";
@@ -112,13 +112,8 @@ export async function runMeasure(argv: string[], out: (s: string) => void, err: 
   return 0;
 }
 
-async function measureOn<V>(objective: Objective<V>, theta: Float64Array, data: Dataset, options: MeasureOptions): Promise<MeasureReport> {
-  const t = objective.space.fromArray(theta);
-  try {
-    return await measureMetrics(objective, t, theta, data, options as MeasureOptions);
-  } finally {
-    objective.space.dispose(t);
-  }
+function measureOn<V>(objective: Objective<V>, theta: Float64Array, data: Dataset, options: MeasureOptions): Promise<MeasureReport> {
+  return withVectors(objective, [theta], ([t]) => measureMetrics(objective, t, theta, data, options));
 }
 
 type Row = [string, string, string, string];

@@ -12,7 +12,7 @@ import { hessianOperator } from "../metrics/operator.ts";
 import { epsilonSharpness } from "../metrics/sharpness.ts";
 import { lanczosEigenpairs } from "../metrics/spectrum.ts";
 import { mlpSpec } from "../model.ts";
-import type { Objective } from "../objective.ts";
+import { type Objective, withVectors } from "../objective.ts";
 import { accuracy } from "../train/evaluate.ts";
 import { trainModel } from "../train/trainModel.ts";
 import { sharpen } from "../transforms/sharpen.ts";
@@ -58,10 +58,10 @@ export const keskarExperiment: Claim = {
       trained.push({ ...r, theta: t.theta, trainLoss: t.finalTrainLoss });
     }
     const measure = (f: Objective<unknown>, test: Objective<unknown>, theta: Float64Array): Promise<Measured> =>
-      withHost(f, theta, async (t) => {
+      withVectors(f, [theta], async ([t]) => {
         const top = await lanczosEigenpairs(hessianOperator(f, t), { k: 1, seed: ctx.seed, tol: 1e-6 });
         const eps = await epsilonSharpness(f, t, { kind: "dinh", epsilon, seed: ctx.seed });
-        const testOutputs = await withHost(test, theta, (tt) => test.outputs(tt));
+        const testOutputs = await withVectors(test, [theta], ([tt]) => test.outputs(tt));
         return { topEigenvalue: top.eigenvalues[0], epsilonSharpness: eps.value, testAccuracy: accuracy("ce", testOutputs, split.test.labels!, 3), testOutputs };
       });
     const result = await withObjective(ctx, spec, split.train, "ce", [], (f) =>
@@ -117,13 +117,3 @@ export const keskarExperiment: Claim = {
     };
   },
 };
-
-/** Runs `work` with `theta` uploaded into f's space. */
-async function withHost<T>(f: Objective<unknown>, theta: Float64Array, work: (t: unknown) => Promise<T>): Promise<T> {
-  const t = f.space.fromArray(theta);
-  try {
-    return await work(t);
-  } finally {
-    f.space.dispose(t);
-  }
-}

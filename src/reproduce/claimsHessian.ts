@@ -8,20 +8,17 @@ import { epsilonSharpness } from "../metrics/sharpness.ts";
 import { lanczosEigenpairs } from "../metrics/spectrum.ts";
 import { hutchPlusPlusTrace } from "../metrics/trace.ts";
 import { mlpSpec } from "../model.ts";
-import type { Objective } from "../objective.ts";
+import { type Objective, withVectors } from "../objective.ts";
 import { homogeneousAlphaScale } from "../transforms/alphaScale.ts";
+import { topEigenvalue as lanczosTop } from "../transforms/constructionSupport.ts";
 import { epsilonSharpnessConstruction } from "../transforms/epsilonConstruction.ts";
 import { sharpen, sharpenCount } from "../transforms/sharpen.ts";
 import type { PlotSpec } from "./html.ts";
 import { type Claim, endAlphas, fmt, teacherProblem, teacherSpec, withObjective } from "./context.ts";
 
-async function topEigenvalue(f: Objective<unknown>, theta: Float64Array, seed: number): Promise<number> {
-  const t = f.space.fromArray(theta);
-  try {
-    return (await lanczosEigenpairs(hessianOperator(f, t), { k: 1, seed, tol: 1e-6 })).eigenvalues[0];
-  } finally {
-    f.space.dispose(t);
-  }
+/** lambda_max(H) at a host theta: the constructions' Lanczos estimate (tol 1e-6). */
+function topEigenvalue(f: Objective<unknown>, theta: Float64Array, seed: number): Promise<number> {
+  return withVectors(f, [theta], ([t]) => lanczosTop(f, t, { seed, lanczosTol: 1e-6 }));
 }
 
 export const sharpenTheorem4: Claim = {

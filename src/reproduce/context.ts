@@ -10,7 +10,7 @@ import type { Dataset } from "../data.ts";
 import type { GpuContext } from "../gpu/context.ts";
 import { initParameters } from "../init.ts";
 import { type LossKind, type ModelSpec, mlpSpec } from "../model.ts";
-import type { Objective } from "../objective.ts";
+import { type Objective, withVectors } from "../objective.ts";
 import { Rng } from "../random.ts";
 import { ReferenceObjective } from "../reference/engine.ts";
 import type { ClaimRecord, PlotSpec } from "./html.ts";
@@ -76,11 +76,9 @@ export async function withObjective<T>(
   work: (objective: Objective<unknown>, vs: unknown[]) => Promise<T>,
 ): Promise<T> {
   const objective = await ctx.make(spec, data, loss);
-  const vs = hosts.map((h) => objective.space.fromArray(h));
   try {
-    return await work(objective, vs);
+    return await withVectors(objective, hosts, (vs) => work(objective, vs));
   } finally {
-    for (const v of vs) objective.space.dispose(v);
     objective.dispose();
   }
 }

@@ -9,7 +9,7 @@
  */
 import { FlatnessError, InputError, assertFinite } from "../errors.ts";
 import { type ModelSpec, parameterLayout } from "../model.ts";
-import type { Objective } from "../objective.ts";
+import { type Objective, withVectors } from "../objective.ts";
 import type { Progress } from "../metrics/cost.ts";
 import { hessianOperator, restrictedOperator } from "../metrics/operator.ts";
 import { lanczosEigenpairs } from "../metrics/spectrum.ts";
@@ -102,18 +102,6 @@ export function weightNorms(spec: ModelSpec, theta: Float64Array): number[] {
     for (let i = o; i < o + l.inFeatures * l.outFeatures; i++) s += theta[i] * theta[i];
     return Math.sqrt(s);
   });
-}
-
-/** Runs `work` with host vectors uploaded into the objective's space, disposing them afterwards. */
-export async function withVectors<V, T>(objective: Objective<V>, hosts: Float64Array[], work: (vs: V[]) => Promise<T>): Promise<T> {
-  const s = objective.space;
-  const vs: V[] = [];
-  try {
-    for (const h of hosts) vs.push(s.fromArray(h));
-    return await work(vs);
-  } finally {
-    for (const v of vs) s.dispose(v);
-  }
 }
 
 /** The function check: outputs at `after` against those at `before`, over the objective's data. */

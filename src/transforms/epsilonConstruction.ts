@@ -30,7 +30,7 @@
  */
 import { InputError } from "../errors.ts";
 import { parameterLayout } from "../model.ts";
-import type { Objective } from "../objective.ts";
+import { type Objective, withVectors } from "../objective.ts";
 import { type MetricCost, type Progress, withCost } from "../metrics/cost.ts";
 import { keskarSubspaceBasis } from "../metrics/sharpness.ts";
 import {
@@ -44,7 +44,6 @@ import {
   functionCheck,
   requireDeepHomogeneous,
   weightNorms,
-  withVectors,
 } from "./constructionSupport.ts";
 
 export interface EpsilonConstructionOptions {

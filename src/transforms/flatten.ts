@@ -34,7 +34,7 @@
  */
 import { InputError } from "../errors.ts";
 import { type ModelSpec, parameterLayout } from "../model.ts";
-import type { Objective } from "../objective.ts";
+import { type Objective, withVectors } from "../objective.ts";
 import { type MetricCost, withCost } from "../metrics/cost.ts";
 import {
   alphasFromLogs,
@@ -48,7 +48,6 @@ import {
   requireDeepHomogeneous,
   topEigenvalue,
   weightBlockTopEigenvalues,
-  withVectors,
 } from "./constructionSupport.ts";
 
 export type FlattenMeasure = "top-eigenvalue" | "volume";

@@ -31,7 +31,7 @@
  */
 import { InputError } from "../errors.ts";
 import { parameterLayout } from "../model.ts";
-import type { Objective } from "../objective.ts";
+import { type Objective, withVectors } from "../objective.ts";
 import { type MetricCost, withCost } from "../metrics/cost.ts";
 import { hessianOperator } from "../metrics/operator.ts";
 import { lanczosEigenpairs } from "../metrics/spectrum.ts";
@@ -51,7 +51,6 @@ import {
   subProgress,
   topEigenvalue,
   weightBlockTopEigenvalues,
-  withVectors,
 } from "./constructionSupport.ts";
 
 export interface SharpenOptions extends LanczosSettings {
