@@ -112,6 +112,16 @@ export function parameterLayout(spec: ModelSpec): ParameterLayout {
   return { dim: offset, views, layers };
 }
 
+/** `layers` (0-based Linear indices), or every layer when absent; an index out of range throws, naming `what`. */
+export function selectLayers(spec: ModelSpec, layers: number[] | undefined, what: string): number[] {
+  const K = spec.layers.length;
+  const selected = layers ?? spec.layers.map((_, k) => k);
+  for (const k of selected) {
+    if (!Number.isInteger(k) || k < 0 || k >= K) throw new InputError(`${what}: no layer ${k} (layers are 0..${K - 1})`);
+  }
+  return selected;
+}
+
 export function inputWidth(spec: ModelSpec): number {
   return spec.layers[0].inFeatures;
 }

@@ -35,7 +35,7 @@
  * accumulated on the device and read back once; estimates are clamped at 0.
  */
 import { InputError } from "../errors.ts";
-import { parameterLayout } from "../model.ts";
+import { parameterLayout, selectLayers } from "../model.ts";
 import type { Objective } from "../objective.ts";
 import { Rng } from "../random.ts";
 import { type MetricCost, withCost } from "./cost.ts";
@@ -232,11 +232,7 @@ export async function normalizedSharpness<V>(
 ): Promise<NormalizedSharpnessResult> {
   const spec = objective.spec;
   const layout = parameterLayout(spec);
-  const K = spec.layers.length;
-  const selected = options.layers ?? spec.layers.map((_, k) => k);
-  for (const k of selected) {
-    if (!Number.isInteger(k) || k < 0 || k >= K) throw new InputError(`normalized sharpness: no layer ${k} (layers are 0..${K - 1})`);
-  }
+  const selected = selectLayers(spec, options.layers, "normalized sharpness");
   const weights = selected.reduce((s, k) => s + spec.layers[k].inFeatures * spec.layers[k].outFeatures, 0);
   const exact = options.exact ?? weights <= (options.exactLimit ?? 1024);
   const samples = options.samples ?? 256;

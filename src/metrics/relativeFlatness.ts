@@ -30,7 +30,7 @@
  * measured layer, its feature representation phi fixed), not invariance to every rescaling.
  */
 import { InputError } from "../errors.ts";
-import { parameterLayout } from "../model.ts";
+import { parameterLayout, selectLayers } from "../model.ts";
 import type { Objective } from "../objective.ts";
 import { Rng } from "../random.ts";
 import { type MetricCost, withCost } from "./cost.ts";
@@ -140,11 +140,7 @@ export async function relativeFlatness<V>(
 ): Promise<RelativeFlatnessResult> {
   const spec = objective.spec;
   const layout = parameterLayout(spec);
-  const K = spec.layers.length;
-  const selected = options.layers ?? spec.layers.map((_, k) => k);
-  for (const k of selected) {
-    if (!Number.isInteger(k) || k < 0 || k >= K) throw new InputError(`relative flatness: no layer ${k} (layers are 0..${K - 1})`);
-  }
+  const selected = selectLayers(spec, options.layers, "relative flatness");
   const exactLimit = options.exactLimit ?? 512;
   const samples = options.samples ?? 64;
   const blockSize = Math.max(1, Math.floor(options.blockSize ?? 16));
