@@ -22,24 +22,47 @@ export interface SymmetricOperator<V> {
   readonly matvecs: number;
 }
 
-/** The exact Hessian of `objective` at `theta` (theta must not change while the operator is used). */
-export function hessianOperator<V>(objective: Objective<V>, theta: V): SymmetricOperator<V> {
+/**
+ * The operator of a product `apply` on `space`, counting products; `applyBlock` (one call for k
+ * directions) when there is a faster path than k applications.
+ */
+function productOperator<V>(
+  space: VectorSpace<V>,
+  apply: (v: V, out: V) => Promise<void>,
+  applyBlock?: (vs: V[], outs: V[]) => Promise<void>,
+): SymmetricOperator<V> {
   let matvecs = 0;
   return {
-    dim: objective.space.dim,
-    space: objective.space,
+    dim: space.dim,
+    space,
     get matvecs() {
       return matvecs;
     },
     async apply(v, out) {
       matvecs++;
-      await objective.hvp(theta, v, out);
+      await apply(v, out);
     },
     async applyBlock(vs, outs) {
-      matvecs += vs.length;
-      await objective.hvpBlock(theta, vs, outs);
+      if (applyBlock) {
+        matvecs += vs.length;
+        await applyBlock(vs, outs);
+        return;
+      }
+      for (let j = 0; j < vs.length; j++) {
+        matvecs++;
+        await apply(vs[j], outs[j]);
+      }
     },
   };
+}
+
+/** The exact Hessian of `objective` at `theta` (theta must not change while the operator is used). */
+export function hessianOperator<V>(objective: Objective<V>, theta: V): SymmetricOperator<V> {
+  return productOperator(
+    objective.space,
+    (v, out) => objective.hvp(theta, v, out),
+    (vs, outs) => objective.hvpBlock(theta, vs, outs),
+  );
 }
 
 /**
@@ -51,48 +74,20 @@ export function gaussNewtonOperator<V>(
   objective: { space: VectorSpace<V>; gaussNewtonProduct(theta: V, v: V, out: V): Promise<void> },
   theta: V,
 ): SymmetricOperator<V> {
-  let matvecs = 0;
-  return {
-    dim: objective.space.dim,
-    space: objective.space,
-    get matvecs() {
-      return matvecs;
-    },
-    async apply(v, out) {
-      matvecs++;
-      await objective.gaussNewtonProduct(theta, v, out);
-    },
-    async applyBlock(vs, outs) {
-      for (let j = 0; j < vs.length; j++) {
-        matvecs++;
-        await objective.gaussNewtonProduct(theta, vs[j], outs[j]);
-      }
-    },
-  };
+  return productOperator(objective.space, (v, out) => objective.gaussNewtonProduct(theta, v, out));
 }
 
 /** A dense symmetric float64 matrix, row-major [n, n] (tests, tiny problems). */
 export function denseOperator(matrix: Float64Array, n: number): SymmetricOperator<Float64Array> {
   if (matrix.length !== n * n) throw new InputError(`dense operator: matrix has ${matrix.length} entries, expected ${n}x${n}`);
-  const space = new HostVectorSpace(n);
-  let matvecs = 0;
-  const apply = (v: Float64Array, out: Float64Array) => {
-    matvecs++;
+  return productOperator(new HostVectorSpace(n), (v, out) => {
     for (let i = 0; i < n; i++) {
       let s = 0;
       for (let j = 0; j < n; j++) s += matrix[i * n + j] * v[j];
       out[i] = s;
     }
-  };
-  return {
-    dim: n,
-    space,
-    get matvecs() {
-      return matvecs;
-    },
-    apply: (v, out) => Promise.resolve(apply(v, out)),
-    applyBlock: (vs, outs) => Promise.resolve(vs.forEach((v, j) => apply(v, outs[j]))),
-  };
+    return Promise.resolve();
+  });
 }
 
 /**
