@@ -12,41 +12,9 @@ import { lanczosEigenpairs, powerIteration } from "../../src/metrics/spectrum.ts
 import { symmetricEigen, tridiagonalEigen } from "../../src/metrics/tridiagonal.ts";
 import { Rng } from "../../src/random.ts";
 import { dot, makeCase } from "../support/numeric.ts";
-import { counting, denseFromOperator } from "../support/operators.ts";
+import { counting, denseFromOperator, knownSpectrum } from "../support/operators.ts";
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-300);
-
-/** Seeded random orthonormal columns q[k] (Gram-Schmidt twice on Gaussian vectors). */
-function orthonormal(n: number, seed: number): Float64Array[] {
-  const rng = new Rng(seed);
-  const q: Float64Array[] = [];
-  for (let j = 0; j < n; j++) {
-    const v = rng.normals(n);
-    for (let pass = 0; pass < 2; pass++) {
-      for (const u of q) {
-        const d = dot(u, v);
-        for (let i = 0; i < n; i++) v[i] -= d * u[i];
-      }
-    }
-    const norm = Math.sqrt(dot(v, v));
-    q.push(v.map((x) => x / norm));
-  }
-  return q;
-}
-
-/** A = Q diag(eigenvalues) Q^T, row-major, with the eigenvectors. */
-function knownSpectrum(eigenvalues: number[], seed = 5) {
-  const n = eigenvalues.length;
-  const q = orthonormal(n, seed);
-  const a = new Float64Array(n * n);
-  for (let k = 0; k < n; k++) {
-    for (let i = 0; i < n; i++) {
-      const li = eigenvalues[k] * q[k][i];
-      for (let j = 0; j < n; j++) a[i * n + j] += li * q[k][j];
-    }
-  }
-  return { a, n, q };
-}
 
 // 200 x 200: a dominant negative eigenvalue, a top cluster (9.6, 9.5, 9.45), a close pair at the bottom, a bulk in [-2, 4].
 const SPECTRUM = (() => {

@@ -11,37 +11,11 @@ import { densityMoments, runMoments, spectralDensity } from "../../src/metrics/d
 import { denseOperator, hessianOperator, layerMask, restrictedOperator, type SymmetricOperator } from "../../src/metrics/operator.ts";
 import { hessianDiagonal, hutchinsonTrace, hutchPlusPlusTrace, squaredFrobeniusNorm } from "../../src/metrics/trace.ts";
 import { symmetricEigen } from "../../src/metrics/tridiagonal.ts";
-import { Rng } from "../../src/random.ts";
 import { dot, makeCase } from "../support/numeric.ts";
-import { counting, denseFromOperator } from "../support/operators.ts";
+import { counting, denseFromOperator, knownSpectrum } from "../support/operators.ts";
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-300);
 
-/** A = Q diag(eigenvalues) Q^T with a seeded random orthogonal Q, row-major. */
-function knownSpectrum(eigenvalues: number[], seed = 5): Float64Array {
-  const n = eigenvalues.length;
-  const rng = new Rng(seed);
-  const q: Float64Array[] = [];
-  for (let j = 0; j < n; j++) {
-    const v = rng.normals(n);
-    for (let pass = 0; pass < 2; pass++) {
-      for (const u of q) {
-        const d = dot(u, v);
-        for (let i = 0; i < n; i++) v[i] -= d * u[i];
-      }
-    }
-    const norm = Math.sqrt(dot(v, v));
-    q.push(v.map((x) => x / norm));
-  }
-  const a = new Float64Array(n * n);
-  for (let k = 0; k < n; k++) {
-    for (let i = 0; i < n; i++) {
-      const li = eigenvalues[k] * q[k][i];
-      for (let j = 0; j < n; j++) a[i * n + j] += li * q[k][j];
-    }
-  }
-  return a;
-}
 
 const sumSq = (a: Float64Array, n: number, offDiagonalOnly: boolean) => {
   let s = 0;
@@ -53,7 +27,7 @@ const trace = (a: Float64Array, n: number) => Array.from({ length: n }, (_, i) =
 // 120 x 120, spectrum with negatives: trace 120 * mean.
 const N = 120;
 const EIG = Array.from({ length: N }, (_, i) => 3 * Math.cos(i) + 0.5);
-const A = knownSpectrum(EIG);
+const A = knownSpectrum(EIG).a;
 const TRACE = EIG.reduce((x, y) => x + y, 0);
 
 
@@ -87,7 +61,7 @@ describe("Hutch++", () => {
   // A decaying spectrum (Hutch++'s case), negatives included.
   const n = 150;
   const eig = Array.from({ length: n }, (_, i) => (i % 3 === 2 ? -1 : 1) * 30 / (i + 1) ** 1.2);
-  const a = knownSpectrum(eig, 9);
+  const a = knownSpectrum(eig, 9).a;
   const tr = eig.reduce((x, y) => x + y, 0);
 
   it("error falls with more products and stays within a few reported standard errors", async () => {
@@ -125,7 +99,7 @@ describe("Hutch++", () => {
 describe("diagonal and Frobenius norm", () => {
   const n = 30;
   // Diagonally dominant: d_i in [1, 5] plus a small rotated part.
-  const base = knownSpectrum(Array.from({ length: n }, (_, i) => Math.sin(3 * i)), 12);
+  const base = knownSpectrum(Array.from({ length: n }, (_, i) => Math.sin(3 * i)), 12).a;
   const a = base.map((x, idx) => 0.3 * x + (Math.floor(idx / n) === idx % n ? 1 + 4 * ((idx % 7) / 6) : 0));
   const diag = Float64Array.from({ length: n }, (_, i) => a[i * n + i]);
 
@@ -203,7 +177,7 @@ describe("stochastic Lanczos quadrature", () => {
       expect(se).toBeLessThan(0.05 * EIG.reduce((s, e) => s + Math.abs(e) ** p, 0) / N);
     }
     // Few distinct eigenvalues: the Krylov space is invariant after 3 steps.
-    const few = knownSpectrum([...Array(10).fill(2), ...Array(10).fill(-1), ...Array(10).fill(0.5)], 3);
+    const few = knownSpectrum([...Array(10).fill(2), ...Array(10).fill(-1), ...Array(10).fill(0.5)], 3).a;
     const f = await spectralDensity(denseOperator(few, 30), { runs: 2, steps: 20 });
     f.nodes.forEach((nodes, i) => {
       expect(nodes.length).toBe(3);

@@ -1,9 +1,12 @@
 /**
- * Operator helpers shared by the curvature tests: a dense matrix from an operator, and a wrapper
+ * Operator helpers shared by the curvature tests: matrices with a known spectrum, a dense matrix
+ * from an operator, and a wrapper
  * that tracks the live vectors of its space (use after dispose and double dispose throw) and can
  * inject a failure at the n-th product.
  */
 import type { VectorSpace } from "../../src/objective.ts";
+import { Rng } from "../../src/random.ts";
+import { dot } from "./numeric.ts";
 import type { SymmetricOperator } from "../../src/metrics/operator.ts";
 
 /** The dense matrix of `op`, column by column from products with unit vectors, symmetrized (rounding ~1e-16). */
@@ -68,4 +71,36 @@ export function counting(inner: SymmetricOperator<Float64Array>, failAtMatvec = 
     },
   };
   return { op, live, calls: () => calls, allocated: () => allocated };
+}
+
+/** Seeded random orthonormal columns q[k] (Gram-Schmidt twice on Gaussian vectors). */
+export function orthonormal(n: number, seed: number): Float64Array[] {
+  const rng = new Rng(seed);
+  const q: Float64Array[] = [];
+  for (let j = 0; j < n; j++) {
+    const v = rng.normals(n);
+    for (let pass = 0; pass < 2; pass++) {
+      for (const u of q) {
+        const d = dot(u, v);
+        for (let i = 0; i < n; i++) v[i] -= d * u[i];
+      }
+    }
+    const norm = Math.sqrt(dot(v, v));
+    q.push(v.map((x) => x / norm));
+  }
+  return q;
+}
+
+/** A = Q diag(eigenvalues) Q^T, row-major, with a seeded random orthogonal Q (returned too). */
+export function knownSpectrum(eigenvalues: number[], seed = 5): { a: Float64Array; n: number; q: Float64Array[] } {
+  const n = eigenvalues.length;
+  const q = orthonormal(n, seed);
+  const a = new Float64Array(n * n);
+  for (let k = 0; k < n; k++) {
+    for (let i = 0; i < n; i++) {
+      const li = eigenvalues[k] * q[k][i];
+      for (let j = 0; j < n; j++) a[i * n + j] += li * q[k][j];
+    }
+  }
+  return { a, n, q };
 }
