@@ -24,6 +24,7 @@ import {
   sharpenCount,
 } from "../src/transforms/constructions.ts";
 import { assertHomogeneous, neuronScale, neuronScaleDiagonal, randomNeuronFactors } from "../src/transforms/neuronScale.ts";
+import { compareOutputs } from "../src/transforms/constructionSupport.ts";
 import { assertClose, makeCase, type TestCase } from "./support/numeric.ts";
 
 /** Descending eigenvalues of the reference Hessian at theta. */
@@ -297,5 +298,12 @@ describe("flatten", () => {
     const square = makeCase({ widths: [3, 3, 3], batch: 10, loss: "mse", bias: false, seed: 3 });
     await expect(flatten(square.reference, square.theta, { measure: "volume", logVolumeGain: 1 })).rejects.toThrow(/\|det T_alpha\| = 1 for every alpha/);
     await expect(flatten(c.reference, c.theta, { measure: "volume" })).rejects.toThrow(/needs logVolumeGain/);
+  });
+});
+
+describe("compareOutputs", () => {
+  it("keeps a NaN difference however many finite ones follow, and measures against the first outputs", () => {
+    expect(compareOutputs([1, 2, 3], [1, 2.5, 2])).toEqual({ maxAbsDifference: 1, maxAbsOutput: 3 });
+    expect(compareOutputs([1, 2, 3], [NaN, 2, 9]).maxAbsDifference).toBeNaN();
   });
 });

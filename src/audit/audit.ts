@@ -10,6 +10,7 @@
  */
 import { InputError } from "../errors.ts";
 import { withVectors } from "../objective.ts";
+import { compareOutputs } from "../transforms/constructionSupport.ts";
 import { type MeasureOptions, type MeasureReport, type MetricName, measureMetrics } from "../metrics/suite.ts";
 import { type Headline, headline } from "./headline.ts";
 import {
@@ -162,12 +163,7 @@ export async function audit(base: AuditBase, make: ObjectiveFactory, options: Au
         const afterReport = await measureView(setup.after, options.metrics, options, name, make);
         const beforeOutputs = setup.before ? await outputsOf(beforeView) : baseOutputs;
         const afterOutputs = await outputsOf(setup.after);
-        let maxDiff = 0;
-        let maxAbs = 0;
-        for (let i = 0; i < beforeOutputs.length; i++) {
-          maxDiff = Math.max(maxDiff, Math.abs(afterOutputs[i] - beforeOutputs[i]));
-          maxAbs = Math.max(maxAbs, Math.abs(beforeOutputs[i]));
-        }
+        const { maxAbsDifference: maxDiff, maxAbsOutput: maxAbs } = compareOutputs(beforeOutputs, afterOutputs);
         rows.push({
           transform: name,
           family: setup.family,

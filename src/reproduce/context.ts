@@ -13,6 +13,7 @@ import { type LossKind, type ModelSpec, mlpSpec } from "../model.ts";
 import { type Objective, withVectors } from "../objective.ts";
 import { Rng } from "../random.ts";
 import { ReferenceObjective } from "../reference/engine.ts";
+import { compareOutputs } from "../transforms/constructionSupport.ts";
 import type { ClaimRecord, PlotSpec } from "./html.ts";
 
 export type MakeObjective = (spec: ModelSpec, data: Dataset, loss: LossKind) => Promise<Objective<unknown>>;
@@ -85,12 +86,7 @@ export async function withObjective<T>(
 
 /** max |a - b| / max |b|. */
 export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    s = Math.max(s, Math.abs(b[i]));
-  }
+  const { maxAbsDifference: d, maxAbsOutput: s } = compareOutputs(b, a);
   return s > 0 ? d / s : d;
 }
 

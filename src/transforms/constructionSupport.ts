@@ -104,18 +104,24 @@ export function weightNorms(spec: ModelSpec, theta: Float64Array): number[] {
   });
 }
 
-/** The function check: outputs at `after` against those at `before`, over the objective's data. */
-export async function functionCheck<V>(objective: Objective<V>, before: V, after: V): Promise<FunctionCheck> {
-  const a = await objective.outputs(before);
-  const b = await objective.outputs(after);
+/**
+ * max_i |after_i - before_i| and max_i |before_i|. A NaN difference stays NaN (it must not read as
+ * 0, nor be overwritten by a later finite one).
+ */
+export function compareOutputs(before: ArrayLike<number>, after: ArrayLike<number>): { maxAbsDifference: number; maxAbsOutput: number } {
   let maxAbsDifference = 0;
   let maxAbsOutput = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(b[i] - a[i]);
-    // NaN-aware: a NaN output difference must not read as 0.
-    if (!(d <= maxAbsDifference)) maxAbsDifference = d;
-    maxAbsOutput = Math.max(maxAbsOutput, Math.abs(a[i]));
+  for (let i = 0; i < before.length; i++) {
+    const d = Math.abs(after[i] - before[i]);
+    if (!Number.isNaN(maxAbsDifference) && !(d <= maxAbsDifference)) maxAbsDifference = d;
+    maxAbsOutput = Math.max(maxAbsOutput, Math.abs(before[i]));
   }
+  return { maxAbsDifference, maxAbsOutput };
+}
+
+/** The function check: outputs at `after` against those at `before`, over the objective's data. */
+export async function functionCheck<V>(objective: Objective<V>, before: V, after: V): Promise<FunctionCheck> {
+  const { maxAbsDifference, maxAbsOutput } = compareOutputs(await objective.outputs(before), await objective.outputs(after));
   const relativeDifference = maxAbsOutput > 0 ? maxAbsDifference / maxAbsOutput : maxAbsDifference === 0 ? 0 : Infinity;
   return { maxAbsDifference, maxAbsOutput, relativeDifference, samples: objective.sampleCount };
 }
