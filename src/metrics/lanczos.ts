@@ -26,6 +26,15 @@ import type { SymmetricOperator } from "./operator.ts";
 /** Relative size of beta_j below which the Krylov space counts as invariant. */
 export const BREAKDOWN_TOLERANCE = 1e-10;
 
+/**
+ * Relative size below which a vector left after Gram-Schmidt is rounding noise, not a new
+ * direction: 1e-10 in float64, 1e3 eps of the space's storage where that is larger (1.2e-4 for f32,
+ * where an exhausted Krylov space or a dependent sketch column leaves ~1e-7..1e-5, not 0).
+ */
+export function dependenceTolerance(space: VectorSpace<unknown>): number {
+  return Math.max(BREAKDOWN_TOLERANCE, 1e3 * (space.epsilon ?? 0));
+}
+
 export interface LanczosTridiagonal {
   /** Diagonal of T, one entry per step. */
   alpha: number[];
@@ -108,9 +117,7 @@ export async function lanczosRecurrence<V>(
       tNorm = Math.max(tNorm, Math.abs(a) + b + (j > blockStart ? beta[j - 1] : 0));
       o.onStep?.(j + 1);
       if (basis.length >= op.dim || j + 1 >= o.maxSteps) break;
-      // In f32 an exhausted Krylov space leaves rounding noise of ~1e-7..1e-5 |T|, not 0: the
-      // breakdown test scales with the storage's precision (1e3 eps: 1.2e-4 for f32).
-      const breakdown = b <= Math.max(BREAKDOWN_TOLERANCE, 1e3 * (s.epsilon ?? 0)) * tNorm;
+      const breakdown = b <= dependenceTolerance(s) * tNorm;
       if (breakdown) {
         breakdowns++;
         if (o.onBreakdown === "stop" || o.shouldStop?.({ alpha, beta, blockStart, breakdown })) break;

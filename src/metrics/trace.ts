@@ -20,7 +20,7 @@
 import { Rng } from "../random.ts";
 import type { VectorSpace } from "../objective.ts";
 import type { Progress } from "./cost.ts";
-import { countOption, distributionOption, drawProbe, meanAndStderr, orthogonalizeTwice, type ProbeDistribution, seedOption } from "./lanczos.ts";
+import { countOption, dependenceTolerance, distributionOption, drawProbe, meanAndStderr, orthogonalizeTwice, type ProbeDistribution, seedOption } from "./lanczos.ts";
 import type { SymmetricOperator } from "./operator.ts";
 import { InputError } from "../errors.ts";
 
@@ -102,8 +102,6 @@ export interface FrobeniusResult {
 }
 
 const BLOCK = 8;
-/** Relative residual norm below which a sketch column counts as dependent (see orthonormalize). */
-const DEPENDENT_COLUMN = 1e-4;
 
 /**
  * Draws `count` probes in blocks of `blockSize`, applies A and calls `visit(z, zv, az)` per probe
@@ -175,12 +173,11 @@ async function orthonormalize<V>(space: VectorSpace<V>, columns: V[]): Promise<b
     const before = Math.sqrt(await space.dot(c, c));
     await orthogonalizeTwice(space, kept, c);
     const after = Math.sqrt(await space.dot(c, c));
-    // A column whose residual after Gram-Schmidt is below 1e-4 of its norm is treated as dependent:
-    // in f32 (the GPU) the residual of a truly dependent column is rounding noise of ~1e-7..1e-5
-    // that, normalised, would break Q's orthonormality and inflate tr(Q^T A Q) (seen on a
-    // layer-restricted Hessian whose rank is below the sketch size). Dropping a column keeps the
-    // estimator unbiased: its share of the trace is then sampled by the residual Hutchinson part.
-    const ok = before > 0 && after > DEPENDENT_COLUMN * before && Number.isFinite(after);
+    // A column whose residual after Gram-Schmidt is rounding noise (dependenceTolerance: 1.2e-4 of
+    // its norm in f32) is dependent: normalised, that noise would break Q's orthonormality and
+    // inflate tr(Q^T A Q) (seen on the GPU on a layer block whose rank is below the sketch size).
+    // Dropping a column keeps the estimator unbiased: the residual Hutchinson part samples its share.
+    const ok = before > 0 && after > dependenceTolerance(space) * before && Number.isFinite(after);
     if (ok) {
       space.scale(1 / after, c);
       kept.push(c);
