@@ -41,11 +41,30 @@ export interface DemoState {
 declare global {
   interface Window {
     __demo: DemoState;
+    /** Resolves when every view drawn asynchronously shows its latest frame (tests, screenshots). */
+    __demoSettled?: () => Promise<void>;
   }
 }
 
 if (typeof window !== "undefined" && !window.__demo) {
   window.__demo = { ready: false, numbers: null, error: null, version: 0, busy: true };
+}
+
+const asyncViews = new Set<() => Promise<void>>();
+if (typeof window !== "undefined") {
+  window.__demoSettled ??= async () => {
+    for (const drawn of [...asyncViews]) await drawn();
+  };
+}
+
+/**
+ * Registers a view that draws asynchronously (a WebGPU render read back into a canvas, which a
+ * resize blanks until the next frame lands): `drawn` resolves once it shows its latest frame.
+ * Returns the unregister function.
+ */
+export function trackAsyncView(drawn: () => Promise<void>): () => void {
+  asyncViews.add(drawn);
+  return () => asyncViews.delete(drawn);
 }
 
 /** Publishes the numbers now shown in the page: ready = true, version + 1, busy = false. */

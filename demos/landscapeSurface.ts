@@ -13,6 +13,7 @@
  * costs a few hundred kilobytes per frame, nothing beside an orbit camera's frame rate.
  */
 import { mat4, vec3, vec4 } from "wgpu-matrix";
+import { trackAsyncView } from "./common.ts";
 
 const vec4Transform = (v: number[], m: Float32Array) => vec4.transformMat4(v, m);
 
@@ -418,6 +419,7 @@ export class SurfaceView {
     };
     const reset = () => this.resetCamera();
     const resize = new ResizeObserver(() => this.requestFrame());
+    const untrack = trackAsyncView(() => this.rendering ?? Promise.resolve());
     canvas.addEventListener("pointerdown", down);
     canvas.addEventListener("pointermove", move);
     canvas.addEventListener("pointerup", up);
@@ -426,6 +428,7 @@ export class SurfaceView {
     canvas.addEventListener("dblclick", reset);
     resize.observe(canvas);
     return () => {
+      untrack();
       canvas.removeEventListener("pointerdown", down);
       canvas.removeEventListener("pointermove", move);
       canvas.removeEventListener("pointerup", up);

@@ -298,6 +298,9 @@ describe("csv", () => {
     expectError(() => parseCsv("1,nan\n", "d.csv"), FileFormatError, "d.csv", "line 1, column 2: value 'nan' is not a finite number");
     expectError(() => parseCsv("1,1e39\n", "d.csv", { labelColumn: 0 }), FileFormatError, "d.csv", "line 1, column 2: value '1e39' is too large for float32");
     expectError(() => parseCsv("\n# only comments\n", "d.csv"), FileFormatError, "d.csv", "no data");
+    // A numeric first row with one bad cell is data, not a header: the cell is named, the row kept.
+    expectError(() => parseCsv("1,2,abc,4,0\n5,6,7,8,1\n", "d.csv"), FileFormatError, "d.csv", "line 1, column 3: 'abc' is not a number");
+    expectError(() => parseCsv("x,2\n5,6\n", "d.csv"), FileFormatError, "d.csv", "line 1, column 1: 'x' is not a number");
     expectError(() => parseCsv("a,b\n", "d.csv"), FileFormatError, "d.csv", "no data rows after the header");
     expectError(() => parseCsv("a,b\n1,2\n", "d.csv", { labelColumn: "c" }), FileFormatError, "d.csv", "label column 'c' is not in the header (columns: a, b)");
     expectError(() => parseCsv("1,2\n", "d.csv", { labelColumn: "c" }), FileFormatError, "d.csv", "no header line");

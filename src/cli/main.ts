@@ -4,6 +4,7 @@
  * prints one clear line and exits 2.
  */
 import { FlatnessError } from "../errors.ts";
+import { GpuContext } from "../gpu/context.ts";
 import { runAudit } from "./audit.ts";
 import { runBenchCommand } from "./bench.ts";
 import { runDemo } from "./demo.ts";
@@ -89,7 +90,30 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Runs a command and leaves nothing behind: every GPU context still alive is closed on the way out
+ * (after success, a typed error or an unexpected one), and Ctrl-C or SIGTERM destroys them before
+ * exiting with 130 or 143, the shell's codes for those signals.
+ */
+async function runAndRelease(argv: string[]): Promise<number> {
+  const signals: [Deno.Signal, number][] = Deno.build.os === "windows" ? [["SIGINT", 130]] : [["SIGINT", 130], ["SIGTERM", 143]];
+  const handlers = signals.map(([signal, code]) => {
+    const handler = () => {
+      GpuContext.destroyAll();
+      console.error(`flatness ${argv[0] ?? "demo"}: interrupted (${signal}); GPU device released`);
+      Deno.exit(code);
+    };
+    Deno.addSignalListener(signal, handler);
+    return [signal, handler] as const;
+  });
+  try {
+    return await main(argv);
+  } finally {
+    await GpuContext.closeAll();
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  }
+}
+
 if (import.meta.main) {
-  const code = await main(Deno.args);
-  Deno.exit(code);
+  Deno.exit(await runAndRelease(Deno.args));
 }

@@ -15,6 +15,7 @@ import {
 } from "../errors.ts";
 import { SHADER_INCLUDES, WGSL, type ShaderName } from "./shaders.generated.ts";
 import { BufferPool } from "./pool.ts";
+import { preferVulkanOnLinux } from "./denoBackend.ts";
 
 export type BindingKind = "read" | "write" | "uniform";
 
@@ -51,7 +52,14 @@ export type GemmVariant = "register" | "tiled";
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|warp/i;
 
 export class GpuContext {
+  /**
+   * Every context created and not yet destroyed. A process should end with none: the command line
+   * and the test suites destroy what is left on the way out (destroyAll), on errors and on Ctrl-C
+   * too, so no device, buffer or pending map outlives its work.
+   */
+  private static readonly live = new Set<GpuContext>();
   readonly pool: BufferPool;
+  private destroyed = false;
   private readonly kernels = new Map<string, Promise<Kernel>>();
   private lostMessage: string | null = null;
   private readonly uncaptured: string[] = [];
@@ -66,6 +74,7 @@ export class GpuContext {
     gemm: GemmVariant | undefined,
   ) {
     this.pool = new BufferPool(device);
+    GpuContext.live.add(this);
     this.gemmVariant = gemm ?? (this.isSoftware ? "register" : "tiled");
     device.lost.then((info) => {
       this.lostMessage = `${info.reason}: ${info.message}`;
@@ -76,6 +85,8 @@ export class GpuContext {
   }
 
   static async create(options: ContextOptions = {}): Promise<GpuContext> {
+    // Before the first requestAdapter: Deno's WebGPU on Linux opens Vulkan only (see denoBackend.ts).
+    if (!options.gpu && !options.adapter) preferVulkanOnLinux();
     const gpu = options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
     if (!gpu) {
       throw new WebGPUUnavailableError(
@@ -257,9 +268,43 @@ export class GpuContext {
     }
   }
 
+  /** Whether destroy() has run: the context must not be used after. */
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  /** Releases every pooled buffer and the device, at once. Safe to call twice. */
   destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    GpuContext.live.delete(this);
     this.pool.destroyAll();
     this.device.destroy();
+  }
+
+  /**
+   * Waits for the work already submitted (so no map or dispatch is pending), then destroy().
+   * A lost device has nothing pending: it is destroyed at once.
+   */
+  async close(): Promise<void> {
+    if (this.destroyed) return;
+    if (this.lostMessage === null) await Promise.race([this.device.queue.onSubmittedWorkDone(), this.device.lost]);
+    this.destroy();
+  }
+
+  /** How many contexts are alive (created and not destroyed): tests check that none leaks. */
+  static get liveCount(): number {
+    return GpuContext.live.size;
+  }
+
+  /** Closes every live context (the way out of a command, a test run, or an interrupted one). */
+  static async closeAll(): Promise<void> {
+    await Promise.all([...GpuContext.live].map((c) => c.close()));
+  }
+
+  /** destroy() on every live context, without waiting: for a signal handler that must exit now. */
+  static destroyAll(): void {
+    for (const c of [...GpuContext.live]) c.destroy();
   }
 }
 

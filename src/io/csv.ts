@@ -14,7 +14,7 @@ export interface CsvOptions {
    * header column is taken as an index, so command-line values can be passed through unchanged.
    */
   labelColumn?: number | string | "last" | "none";
-  /** Whether the first row names the columns; "auto" (default): yes when any cell is non-numeric. */
+  /** Whether the first row names the columns; "auto" (default): yes when most of its cells are not numbers. */
   header?: boolean | "auto";
 }
 
@@ -48,7 +48,10 @@ export function parseCsv(text: string, path: string, options: CsvOptions = {}): 
   // "nan", "inf" and empty cells are bad data rather than column names: reporting them as such
   // beats silently treating the first sample as a header.
   const looksLikeName = (c: string) => c !== "" && !NUMBER.test(c) && !NON_FINITE.test(c);
-  const hasHeader = headerOption === "auto" ? rows[0].cells.some(looksLikeName) : headerOption;
+  // A header is a row whose cells are mostly names: a numeric first row with one bad cell
+  // ("1,2,abc,4,0") is a data row, and its bad cell an error naming the line and column.
+  const nameCount = rows[0].cells.filter(looksLikeName).length;
+  const hasHeader = headerOption === "auto" ? 2 * nameCount > rows[0].cells.length : headerOption;
   const width = rows[0].cells.length;
   const names = hasHeader ? rows[0].cells : rows[0].cells.map((_, i) => `column_${i}`);
   const dataRows = hasHeader ? rows.slice(1) : rows;

@@ -346,12 +346,18 @@ export const errorCases: GpuCase[] = [
     async run(_ctx) {
       const { GpuContext } = await import("../../src/gpu/context.ts");
       const own = await GpuContext.create();
-      const c = makeCase({ widths: [3, 4, 2], batch: 5, loss: "ce" });
-      const gpu = await GpuObjective.create(own, c.spec, c.data, "ce");
-      const theta = gpu.space.fromArray(c.theta);
-      own.device.destroy();
-      await own.device.lost;
-      await expectThrows("lost", /device was lost/, "DeviceLostError", () => gpu.loss(theta));
+      try {
+        const c = makeCase({ widths: [3, 4, 2], batch: 5, loss: "ce" });
+        const gpu = await GpuObjective.create(own, c.spec, c.data, "ce");
+        const theta = gpu.space.fromArray(c.theta);
+        own.device.destroy();
+        await own.device.lost;
+        await expectThrows("lost", /device was lost/, "DeviceLostError", () => gpu.loss(theta));
+      } finally {
+        // The lost context's buffers still need releasing, as any context's do.
+        await own.close();
+        check(own.isDestroyed, "a lost context must close");
+      }
     },
   },
 ];

@@ -138,6 +138,12 @@ export async function openDemo(
     if (s.error) throw fail("the page reported an error", s);
     return s;
   };
+  /** Two animation frames (resize observers run), then every asynchronously drawn view's latest frame. */
+  const settle = () =>
+    page.evaluate(async () => {
+      for (let i = 0; i < 2; i++) await new Promise((resolve) => requestAnimationFrame(resolve));
+      await (window as unknown as { __demoSettled?: () => Promise<void> }).__demoSettled?.();
+    });
   return {
     page,
     errors,
@@ -154,7 +160,17 @@ export async function openDemo(
     async screenshot(name: string) {
       mkdirSync(artifactsDir, { recursive: true });
       const file = join(artifactsDir, `${name}.png`);
-      await page.screenshot({ path: file as `${string}.png`, fullPage: true });
+      // What a user sees once the page has finished: grow the viewport to the whole page first
+      // (a fullPage capture resizes it mid-shot, which blanks canvases drawn asynchronously, such
+      // as the WebGPU surface, until their next frame), let resize observers fire, wait for every
+      // such view to show its latest frame, then capture; the laptop viewport comes back after.
+      const viewport = page.viewport() ?? { width: 1280, height: 800 };
+      const height = await page.evaluate(() => Math.ceil(document.documentElement.scrollHeight));
+      await page.setViewport({ ...viewport, height: Math.max(viewport.height, height) });
+      await settle();
+      await page.screenshot({ path: file as `${string}.png` });
+      await page.setViewport(viewport);
+      await settle();
       const shown = await page.$$eval(".demo-error:not(.webgpu-missing)", (boxes) => boxes.map((b) => b.textContent ?? ""));
       if (shown.length > 0) throw fail(`the page shows an error: ${shown.join(" | ")} (screenshot ${file})`, null);
       return file;
