@@ -9,6 +9,10 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
+/**
+ * @param {Record<string, string | undefined>} [base] the environment to start from (default: this process's)
+ * @returns {Record<string, string | undefined>}
+ */
 export function denoEnvironment(base = process.env) {
   const env = { ...base, DENO_NO_UPDATE_CHECK: "1" };
   env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), "flatness-xdg-"));
@@ -21,6 +25,7 @@ export function denoEnvironment(base = process.env) {
  * directly so that signals (Ctrl-C) and exit statuses reach it and come back unchanged (its
  * bin.cjs wrapper would die on a signal and leave Deno running); the wrapper only when the binary
  * is not there yet (it installs it). Null when the package is missing.
+ * @returns {[string, string[]] | null}
  */
 export function denoCommand() {
   const require = createRequire(import.meta.url);

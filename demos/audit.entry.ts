@@ -9,8 +9,7 @@
 import { audit, type AuditReport } from "../src/audit/audit.ts";
 import { auditSvg } from "../src/audit/report.ts";
 import { type AuditBase, AUDIT_TRANSFORM_NAMES, AUDIT_TRANSFORMS, type AuditTransformName } from "../src/audit/transforms.ts";
-import type { GpuContext } from "../src/gpu/context.ts";
-import { GpuObjective } from "../src/gpu/objective.ts";
+import type { Backend } from "../src/backend/mod.ts";
 import type { LoadedModel } from "../src/io/modelFile.ts";
 import { METRIC_NAMES, METRICS, type MetricName } from "../src/metrics/suite.ts";
 import type { Activation, LossKind } from "../src/model.ts";
@@ -148,7 +147,7 @@ function buildChoices(): void {
 // ---------------------------------------------------------------------------------------------
 // Running
 
-async function run(ctx: GpuContext): Promise<void> {
+async function run(backend: Backend): Promise<void> {
   if (running) return;
   let settings: AuditSettings;
   let model: LoadedModel;
@@ -178,11 +177,15 @@ async function run(ctx: GpuContext): Promise<void> {
       // Overall progress: one stage for the base point, one per transform and one per "before" view.
       const stages = 1 + settings.transforms.length + (settings.transforms.includes("weight-norm") ? 1 : 0);
       const seen: string[] = [];
-      const make = async (spec: AuditBase["spec"], data: AuditBase["data"]) => {
-        task.throwIfCancelled();
-        return (await GpuObjective.create(ctx, spec, data, loss)) as Objective<unknown>;
+      // The page's backend, with Cancel checked before each objective is built.
+      const cancellable: Backend = {
+        ...backend,
+        objective: (spec, data, lossKind, options) => {
+          task.throwIfCancelled();
+          return backend.objective(spec, data, lossKind, options);
+        },
       };
-      return await audit(base, make, {
+      return await audit(base, cancellable, {
         ...auditOptions(settings),
         onProgress: (stage, fraction, message) => {
           if (!seen.includes(stage)) seen.push(stage);
@@ -191,7 +194,7 @@ async function run(ctx: GpuContext): Promise<void> {
         },
       });
     }, { keep: true });
-    if (report) show(report, settings, model, widths, ctx);
+    if (report) show(report, settings, model, widths, backend);
     else publish({ ...(last ?? {}), cancelled: true });
   } catch (e) {
     if (!isAbortError(e)) showError(e);
@@ -210,7 +213,7 @@ function verdictCell(verdict: string, ratio: number | null, transform: string, m
   return el("td", { class: `verdict ${verdict === "n/a" ? "na" : verdict.replace(" ", "-")}`, "data-transform": transform, "data-metric": metric, "data-verdict": verdict, title: note ?? "" }, text);
 }
 
-function show(report: AuditReport, settings: AuditSettings, model: LoadedModel, widths: number[], ctx: GpuContext): void {
+function show(report: AuditReport, settings: AuditSettings, model: LoadedModel, widths: number[], backend: Backend): void {
   const json = JSON.stringify(report);
   const plain = JSON.parse(json) as AuditReport;
   const done = report.transforms.filter((t) => !t.skipped);
@@ -317,7 +320,7 @@ function show(report: AuditReport, settings: AuditSettings, model: LoadedModel, 
 
   const verdicts: Record<string, Record<string, string>> = {};
   for (const t of report.transforms) verdicts[t.transform] = Object.fromEntries(t.metrics.map((m) => [m.metric, m.verdict]));
-  last = { settings, verdicts, report: plain, adapter: ctx.describe() };
+  last = { settings, verdicts, report: plain, adapter: backend.gpu!.describe() };
   publish(last);
 }
 

@@ -13,7 +13,8 @@
  */
 import uPlot from "uplot";
 import uplotCss from "uplot/dist/uPlot.min.css" with { type: "text" };
-import { GpuContext, type ContextOptions } from "../src/gpu/context.ts";
+import { type Backend, openBackend, type OpenBackendOptions } from "../src/backend/mod.ts";
+import { formatNumber as format } from "../src/format.ts";
 import type { EpochRecord } from "../src/train/trainer.ts";
 import { trainModel, type TrainModelResult } from "../src/train/trainModel.ts";
 import { DEFAULT_PROBLEM, type DemoProblem, type PreparedProblem } from "./problem.ts";
@@ -162,12 +163,12 @@ function webgpuMissingBox(reason: string): HTMLElement {
 }
 
 /**
- * Gets a GpuContext, or shows why there is none. Installs the error handlers. Without
+ * Opens the page's WebGPU backend (src/backend/), or shows why there is none. Installs the error handlers. Without
  * navigator.gpu, or when no adapter comes (requestAdapter is tried twice, as SwiftShader rarely
  * returns null the first time), it puts a message with the way to enable WebGPU at the top of
  * `root`, publishes the error and returns null. A lost device later shows a message too.
  */
-export async function requireWebGPU(root: HTMLElement, options: ContextOptions = {}): Promise<GpuContext | null> {
+export async function requireWebGPU(root: HTMLElement, options: OpenBackendOptions = {}): Promise<Backend | null> {
   installErrorHandlers(root);
   const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
   if (!gpu) {
@@ -193,11 +194,11 @@ export async function requireWebGPU(root: HTMLElement, options: ContextOptions =
     return null;
   }
   try {
-    const ctx = await GpuContext.create({ ...options, adapter, gpu });
-    ctx.device.lost.then((info) => {
+    const backend = await openBackend("webgpu", { ...options, adapter, gpu });
+    backend.gpu!.device.lost.then((info) => {
       if (info.reason !== "destroyed") showError(new Error(`the GPU device was lost (${info.message || info.reason}); reload the page`));
     });
-    return ctx;
+    return backend;
   } catch (e) {
     root.prepend(webgpuMissingBox(`The WebGPU device could not be created: ${errorMessage(e)}`));
     publishError(e);
@@ -206,8 +207,8 @@ export async function requireWebGPU(root: HTMLElement, options: ContextOptions =
 }
 
 /** One line naming the adapter, and "(software)" on SwiftShader / lavapipe. */
-export function describeAdapter(ctx: GpuContext): string {
-  return `${ctx.describe()}${ctx.isSoftware ? " (software WebGPU: slow but exact; a real GPU is much faster)" : ""}`;
+export function describeAdapter(backend: Backend): string {
+  return `${backend.gpu?.describe() ?? backend.describe()}${backend.isSoftware ? " (software WebGPU: slow but exact; a real GPU is much faster)" : ""}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -626,21 +627,7 @@ export function linePlot(host: HTMLElement, options: LinePlotOptions): LinePlot 
  * "NaN", "∞", "−∞"; trailing zeros kept off ("1.5", not "1.500").
  */
 export function formatNumber(x: number, digits = 4): string {
-  if (Number.isNaN(x)) return "NaN";
-  if (!Number.isFinite(x)) return x > 0 ? "∞" : "−∞";
-  if (x === 0) return "0";
-  const a = Math.abs(x);
-  if (a >= 1e5 || a < 1e-3) {
-    const [m, e] = x.toExponential(Math.max(0, digits - 1)).split("e");
-    return `${trimZeros(m)}e${e.replace("+", "")}`;
-  }
-  const fixed = x.toPrecision(digits);
-  // toPrecision switches to exponent notation when the integer part has more digits than asked.
-  return fixed.includes("e") ? x.toFixed(0) : trimZeros(fixed);
-}
-
-function trimZeros(s: string): string {
-  return s.includes(".") ? s.replace(/\.?0+$/, "") : s;
+  return format(x, { digits, pretty: true, keepIntegerDigits: true });
 }
 
 /** The page's query parameters (e.g. ?epochs=5&samples=100 for fast tests). */
@@ -744,11 +731,11 @@ export function problemFromQuery(defaults: DemoProblem = DEFAULT_PROBLEM): DemoP
 }
 
 /**
- * Trains the problem's net on WebGPU (trainModel, engine "gpu", the page's context) as a task:
+ * Trains the problem's net on the page's backend (trainModel) as a task:
  * progress per epoch, Cancel stops it at the next epoch (AbortError). `onEpoch` sees each record.
  */
 export async function trainProblem(
-  ctx: GpuContext,
+  backend: Backend,
   prepared: PreparedProblem,
   task: Task,
   onEpoch?: (record: EpochRecord, epochs: number) => void,
@@ -765,8 +752,7 @@ export async function trainProblem(
     batchSize: problem.batchSize,
     epochs: problem.epochs,
     seed: problem.seed,
-    engine: "gpu",
-    ctx,
+    backend,
     onProgress: (record, epochs) => {
       onEpoch?.(record, epochs);
       task.progress(record.epoch / Math.max(1, epochs), `epoch ${record.epoch}/${epochs}, loss ${formatNumber(record.trainLoss)}`);

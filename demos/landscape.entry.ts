@@ -7,10 +7,10 @@
  * camera) beside a contour map (2-D). The numbers are those of `flatness landscape` on the same
  * files (downloadable here) and settings.
  */
-import type { GpuContext } from "../src/gpu/context.ts";
-import { GpuObjective } from "../src/gpu/objective.ts";
+import type { Backend } from "../src/backend/mod.ts";
+import type { Objective } from "../src/objective.ts";
 import { DIRECTION_KINDS, type DirectionKind } from "../src/landscape/directions.ts";
-import { GpuBatchLoss } from "../src/landscape/gpuBatchLoss.ts";
+import type { BatchLoss } from "../src/landscape/batchLoss.ts";
 import { computeLandscape, type LandscapeResult } from "../src/landscape/landscape.ts";
 import {
   byId,
@@ -114,23 +114,23 @@ function downloadLinks(host: HTMLElement): void {
 }
 
 class LandscapePage {
-  private evaluator: GpuBatchLoss | null = null;
-  private objective: GpuObjective | null = null;
+  private evaluator: BatchLoss | null = null;
+  private objective: Objective<unknown> | null = null;
   private surface: SurfaceView | null = null;
   private contour: ContourView | null = null;
   private line: LinePlot | null = null;
   private last: Record<string, unknown> | null = null;
   private running = false;
 
-  constructor(private readonly ctx: GpuContext) {}
+  constructor(private readonly backend: Backend) {}
 
-  private async gpuEvaluator(): Promise<GpuBatchLoss> {
-    this.evaluator ??= await GpuBatchLoss.create(this.ctx, problem.spec, problem.data, problem.loss);
+  private async gpuEvaluator(): Promise<BatchLoss> {
+    this.evaluator ??= await this.backend.batchLoss(problem.spec, problem.data, problem.loss);
     return this.evaluator;
   }
 
-  private async gpuObjective(): Promise<GpuObjective> {
-    this.objective ??= await GpuObjective.create(this.ctx, problem.spec, problem.data, problem.loss);
+  private async gpuObjective(): Promise<Objective<unknown>> {
+    this.objective ??= await this.backend.objective(problem.spec, problem.data, problem.loss);
     return this.objective;
   }
 
@@ -204,7 +204,7 @@ class LandscapePage {
     } else {
       const b = r.b!;
       const labels = { title: `${problem.loss} loss, ${DIRECTION_NAMES[r.directions]}`, x: axisLabel(r, 0), y: axisLabel(r, 1) };
-      this.surface ??= new SurfaceView(this.ctx.device, byId<HTMLCanvasElement>("surface"), byId("surface-labels"));
+      this.surface ??= new SurfaceView(this.backend.gpu!.device, byId<HTMLCanvasElement>("surface"), byId("surface-labels"));
       const scale = this.surface.setSurface(r.a, b, r.values);
       const a0 = r.a[0], a1 = r.a[r.a.length - 1], b0 = b[0], b1 = b[b.length - 1];
       const centre = r.values[b.indexOf(0) * r.a.length + r.a.indexOf(0)];
@@ -241,7 +241,7 @@ class LandscapePage {
       points: r.points,
       wallMs: r.wallMs,
       surfacePixels,
-      adapter: this.ctx.describe(),
+      adapter: this.backend.gpu!.describe(),
     };
     this.last = numbers;
     publish(numbers);

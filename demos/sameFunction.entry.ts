@@ -9,8 +9,8 @@
  * Query parameters (tests use them for speed): dataset, samples, hidden, epochs, batch, lr, seed
  * (demos/common.ts problemFromQuery) and cells (boundary grid resolution, default 200).
  */
-import { GpuObjective } from "../src/gpu/objective.ts";
-import type { GpuContext } from "../src/gpu/context.ts";
+import type { Backend } from "../src/backend/mod.ts";
+import type { Objective } from "../src/objective.ts";
 import { measureMetrics } from "../src/metrics/suite.ts";
 import { homogeneousAlphaScale } from "../src/transforms/alphaScale.ts";
 import { neuronScale, randomNeuronFactors } from "../src/transforms/neuronScale.ts";
@@ -73,9 +73,9 @@ const sharpenButton = byId<HTMLButtonElement>("sharpen");
 const retrainButton = byId<HTMLButtonElement>("retrain");
 const measureStatus = byId("measure-status");
 
-let ctx: GpuContext;
+let backend: Backend;
 let prepared: PreparedProblem;
-let objective: GpuObjective | null = null;
+let objective: Objective<unknown> | null = null;
 let trained: TrainModelResult | null = null;
 let grid: BoundaryGrid;
 let trainedOutputs: Float64Array;
@@ -279,7 +279,7 @@ function publishNumbers(): void {
   publish({
     problem: prepared.problem,
     parameters: prepared.parameters,
-    adapter: ctx.describe(),
+    adapter: backend.gpu!.describe(),
     training: {
       finalTrainLoss: trained!.finalTrainLoss,
       finalTrainAccuracy: trained!.finalTrainAccuracy,
@@ -325,7 +325,7 @@ async function train(): Promise<void> {
   functionCheck.textContent = `Training [${problem.widths.join(", ")}] (${prepared.parameters} parameters) on ${prepared.train.n} points…`;
   const task = createTask(tasks, "Training");
   try {
-    trained = await trainProblem(ctx, prepared, task, (r) => {
+    trained = await trainProblem(backend, prepared, task, (r) => {
       epochs.push(r.epoch);
       trainLoss.push(r.trainLoss);
       testLoss.push(r.testLoss ?? NaN);
@@ -341,7 +341,7 @@ async function train(): Promise<void> {
     retrainButton.disabled = false;
   }
   objective?.dispose();
-  objective = await GpuObjective.create(ctx, prepared.spec, prepared.train, prepared.loss);
+  objective = await backend.objective(prepared.spec, prepared.train, prepared.loss);
   grid = boundaryGrid(prepared.all, numberParam("cells", 200, { min: 10, max: 800, integer: true }));
   trainedOutputs = gridOutputs(prepared.spec, trained.theta, grid);
   transform = { logAlphas: sliders.map(() => 0), neuronLayer: 0, logSpread: 0 };
@@ -382,8 +382,8 @@ async function main(): Promise<void> {
     functionCheck.textContent = "";
     return;
   }
-  ctx = context;
-  adapterLine.textContent = `WebGPU adapter: ${describeAdapter(ctx)}`;
+  backend = context;
+  adapterLine.textContent = `WebGPU adapter: ${describeAdapter(backend)}`;
   prepared = prepareProblem(problemFromQuery());
   buildControls();
   setControlsEnabled(false);

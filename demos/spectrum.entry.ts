@@ -9,8 +9,8 @@
  * Query parameters: the problem's (demos/common.ts problemFromQuery), k, runs, steps, and
  * transform=alpha|theorem5|neuron with p=<log10 of its parameter>.
  */
-import { GpuObjective } from "../src/gpu/objective.ts";
-import type { GpuContext } from "../src/gpu/context.ts";
+import type { Backend } from "../src/backend/mod.ts";
+import type { Objective } from "../src/objective.ts";
 import { densityMoments } from "../src/metrics/density.ts";
 import { measureMetrics } from "../src/metrics/suite.ts";
 import type { TrainModelResult } from "../src/train/trainModel.ts";
@@ -69,9 +69,9 @@ const status = byId("status");
 const kindSelect = byId<HTMLSelectElement>("transform-kind");
 const slider = byId<HTMLInputElement>("transform-parameter");
 
-let ctx: GpuContext;
+let backend: Backend;
 let prepared: PreparedProblem;
-let objective: GpuObjective;
+let objective: Objective<unknown>;
 let trained: TrainModelResult;
 let settings: SpectrumSettings;
 let before: SpectrumResult;
@@ -164,7 +164,7 @@ function publishNumbers(): void {
   publish({
     problem: prepared.problem,
     parameters: prepared.parameters,
-    adapter: ctx.describe(),
+    adapter: backend.gpu!.describe(),
     settings,
     trainedTheta: Array.from(trained.theta),
     transform: { ...transform, alphas: transformAlphas(prepared.spec, transform), factors: transformFactors(prepared.spec, transform) },
@@ -237,8 +237,8 @@ async function main(): Promise<void> {
     status.textContent = "";
     return;
   }
-  ctx = context;
-  byId("adapter").textContent = `WebGPU adapter: ${describeAdapter(ctx)}`;
+  backend = context;
+  byId("adapter").textContent = `WebGPU adapter: ${describeAdapter(backend)}`;
   prepared = prepareProblem(problemFromQuery());
   settings = {
     k: numberParam("k", DEFAULT_SPECTRUM_SETTINGS.k, { min: 1, max: 50, integer: true }),
@@ -258,7 +258,7 @@ async function main(): Promise<void> {
 
   const trainTask = createTask(tasks, "Training");
   try {
-    trained = await trainProblem(ctx, prepared, trainTask);
+    trained = await trainProblem(backend, prepared, trainTask);
   } catch (e) {
     if (isAbortError(e)) {
       status.textContent = "Training cancelled: reload the page to start again.";
@@ -267,7 +267,7 @@ async function main(): Promise<void> {
     throw e;
   }
   trainTask.done(`${trained.steps} steps, train accuracy ${formatNumber(100 * (trained.finalTrainAccuracy ?? NaN), 3)}%`);
-  objective = await GpuObjective.create(ctx, prepared.spec, prepared.train, prepared.loss);
+  objective = await backend.objective(prepared.spec, prepared.train, prepared.loss);
 
   status.textContent = "Measuring the trained model…";
   const beforeTask = createTask(tasks, "Spectrum of the trained model");

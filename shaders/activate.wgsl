@@ -3,6 +3,8 @@
 // 2-D grid (x + y * 65535 groups) so large tensors fit the per-dimension dispatch limit.
 // CPU twin: the a.push(z.map(phi)) line of ReferenceObjective.forward.
 
+// #include "elementwise.wgsl"
+
 struct Params {
   count: u32, offZ: u32, offA: u32, slope: f32,
 }
@@ -11,9 +13,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> A: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(ELEMENTWISE_GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let i = gid.x + gid.y * groups.x * 256u;
+  let i = elementIndex(gid, groups);
   if (i >= p.count) {
     return;
   }

@@ -14,6 +14,8 @@
 //           moment), 3 V (read_write, second moment), 4 params (uniform). Workgroup 256.
 // CPU twin: adamStep (src/train/optimizers.ts), same argument order.
 
+// #include "elementwise.wgsl"
+
 struct Params {
   n: u32, decoupled: u32, pad0: u32, pad1: u32,
   beta1: f32, beta2: f32, eps: f32, weightDecay: f32,
@@ -27,9 +29,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> V: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(ELEMENTWISE_GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let i = gid.x + gid.y * groups.x * 256u;
+  let i = elementIndex(gid, groups);
   if (i >= p.n) {
     return;
   }

@@ -12,6 +12,8 @@
 // Workgroup 256 threads along e; grid x + y * groups.x covers the elements, z = q.
 // CPU twin: the layer-0 loop of ReferenceObjective.forward at each theta_q (SequentialBatchLoss).
 
+// #include "elementwise.wgsl"
+
 struct Params {
   elements: u32, stride: u32, count: u32, basis: u32,
   coefOffset: u32, activate: u32, slope: f32, pad0: u32,
@@ -22,9 +24,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> Out: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(ELEMENTWISE_GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let e = gid.x + gid.y * groups.x * 256u;
+  let e = elementIndex(gid, groups);
   let q = gid.z;
   if (e >= p.elements || q >= p.count) {
     return;

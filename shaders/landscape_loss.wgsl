@@ -12,6 +12,10 @@
 //           as f32 [rows], or targets [rows, C]), 2 sums (read_write), 3 params (uniform).
 // CPU twin: lossValueAndGradient (src/reference/losses.ts) through ReferenceObjective.loss, one
 // parameter vector at a time (SequentialBatchLoss, src/landscape/batchLoss.ts).
+// softplus and the max-shifted logsumexp come from include/loss_common.wgsl: the per-sample losses
+// are the same expressions as loss_gradient.wgsl's.
+
+// #include "loss_common.wgsl"
 
 struct Params {
   rows: u32, classes: u32, zStride: u32, outOffset: u32,
@@ -27,24 +31,12 @@ override LOSS: u32 = 0u;
 
 var<workgroup> scratch: array<f32, 64>;
 
-fn softplus(z: f32) -> f32 {
-  return max(z, 0.0) + log(1.0 + exp(-abs(z)));
-}
-
 fn sampleLoss(zBase: u32, s: u32) -> f32 {
   let c = p.classes;
   let base = zBase + s * c;
   if (LOSS == 0u) {
     let y = u32(T[s]);
-    var m = Z[base];
-    for (var j = 1u; j < c; j++) {
-      m = max(m, Z[base + j]);
-    }
-    var total = 0.0;
-    for (var j = 0u; j < c; j++) {
-      total += exp(Z[base + j] - m);
-    }
-    return m + log(total) - Z[base + y];
+    return logSumExp(softmaxOf(base, c)) - Z[base + y];
   } else if (LOSS == 1u) {
     var total = 0.0;
     for (var j = 0u; j < c; j++) {

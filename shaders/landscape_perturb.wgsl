@@ -9,6 +9,8 @@
 // limit), z = q (one slice per point).
 // CPU twin: the theta_p loop of SequentialBatchLoss.losses (src/landscape/batchLoss.ts).
 
+// #include "elementwise.wgsl"
+
 struct Params {
   n: u32, count: u32, basis: u32, coefOffset: u32,
 }
@@ -18,9 +20,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> Theta: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(ELEMENTWISE_GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let i = gid.x + gid.y * groups.x * 256u;
+  let i = elementIndex(gid, groups);
   let q = gid.z;
   if (i >= p.n || q >= p.count) {
     return;

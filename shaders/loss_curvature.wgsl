@@ -5,7 +5,11 @@
 //   logistic: Rdelta = sigmoid(z) (1 - sigmoid(z)) Rz * scale
 // Bindings: 0 Z (read, [rows, C]), 1 RZ (read, [batch][rows, C]), 2 RDelta (read_write, same
 //           layout as RZ), 3 params (uniform). One (sample, direction) per thread.
+// sigmoid and the max-shifted softmax come from include/loss_common.wgsl, the same code that
+// gives loss_gradient.wgsl its softmax and sigmoid.
 // CPU twin: lossCurvature (src/reference/losses.ts).
+
+// #include "loss_common.wgsl"
 
 struct Params {
   rows: u32, classes: u32, batch: u32, scale: f32,
@@ -29,29 +33,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let zBase = s * c;
   let rBase = (b * p.rows + s) * c;
   if (LOSS == 0u) {
-    var m = Z[zBase];
-    for (var j = 1u; j < c; j++) {
-      m = max(m, Z[zBase + j]);
-    }
-    var total = 0.0;
-    for (var j = 0u; j < c; j++) {
-      total += exp(Z[zBase + j] - m);
-    }
+    // Softmax Hessian-vector product: (diag(p) - p p^T) Rz = p ⊙ (Rz - p · Rz).
+    let sm = softmaxOf(zBase, c);
     var pr = 0.0;
     for (var j = 0u; j < c; j++) {
-      pr += exp(Z[zBase + j] - m) / total * RZ[rBase + j];
+      pr += softmaxAt(sm, zBase + j) * RZ[rBase + j];
     }
     for (var j = 0u; j < c; j++) {
-      let prob = exp(Z[zBase + j] - m) / total;
-      RDelta[rBase + j] = prob * (RZ[rBase + j] - pr) * p.scale;
+      RDelta[rBase + j] = softmaxAt(sm, zBase + j) * (RZ[rBase + j] - pr) * p.scale;
     }
   } else if (LOSS == 1u) {
     for (var j = 0u; j < c; j++) {
       RDelta[rBase + j] = 2.0 * RZ[rBase + j] * p.scale;
     }
   } else {
-    let e = exp(-abs(Z[s]));
-    let q = select(e / (1.0 + e), 1.0 / (1.0 + e), Z[s] >= 0.0);
+    let q = sigmoid(Z[s]);
     RDelta[rBase] = q * (1.0 - q) * RZ[rBase] * p.scale;
   }
 }

@@ -8,7 +8,10 @@
 // Bindings: 0 Z (read, [rows, C]), 1 T (read: labels as f32 [rows], or targets [rows, C]),
 //           2 lossOut (read_write, per-sample losses at offLoss), 3 delta (read_write, [rows, C]),
 //           4 params (uniform).
+// softplus, sigmoid and the max-shifted softmax / logsumexp come from include/loss_common.wgsl.
 // CPU twin: lossValueAndGradient (src/reference/losses.ts).
+
+// #include "loss_common.wgsl"
 
 struct Params {
   rows: u32, classes: u32, offLoss: u32, scale: f32,
@@ -22,15 +25,6 @@ override LOSS: u32 = 0u;
 @group(0) @binding(3) var<storage, read_write> delta: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-fn softplus(z: f32) -> f32 {
-  return max(z, 0.0) + log(1.0 + exp(-abs(z)));
-}
-
-fn sigmoid(z: f32) -> f32 {
-  let e = exp(-abs(z));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let s = gid.x;
@@ -41,18 +35,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let base = s * c;
   if (LOSS == 0u) {
     let y = u32(T[s]);
-    var m = Z[base];
-    for (var j = 1u; j < c; j++) {
-      m = max(m, Z[base + j]);
-    }
-    var total = 0.0;
+    let sm = softmaxOf(base, c);
+    lossOut[p.offLoss + s] = logSumExp(sm) - Z[base + y];
     for (var j = 0u; j < c; j++) {
-      total += exp(Z[base + j] - m);
-    }
-    lossOut[p.offLoss + s] = m + log(total) - Z[base + y];
-    for (var j = 0u; j < c; j++) {
-      let prob = exp(Z[base + j] - m) / total;
-      delta[base + j] = (prob - select(0.0, 1.0, j == y)) * p.scale;
+      delta[base + j] = (softmaxAt(sm, base + j) - select(0.0, 1.0, j == y)) * p.scale;
     }
   } else if (LOSS == 1u) {
     var total = 0.0;

@@ -3,6 +3,8 @@
 // Bindings: 0 X (read), 1 Y (read_write), 2 params (uniform, same layout as axpy.wgsl).
 // CPU twin: HostVectorSpace.multiply (src/reference/engine.ts).
 
+// #include "elementwise.wgsl"
+
 struct Params {
   n: u32, offX: u32, offY: u32, pad: u32,
   alpha: f32, beta: f32, pad1: f32, pad2: f32,
@@ -12,9 +14,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(ELEMENTWISE_GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let i = gid.x + gid.y * groups.x * 256u;
+  let i = elementIndex(gid, groups);
   if (i >= p.n) {
     return;
   }

@@ -8,6 +8,8 @@
 //           3 params (uniform). Workgroup 256, one element per thread.
 // CPU twin: sgdMomentumStep (src/train/optimizers.ts), same argument order.
 
+// #include "elementwise.wgsl"
+
 struct Params {
   n: u32, pad0: u32, pad1: u32, pad2: u32,
   lr: f32, momentum: f32, weightDecay: f32, pad3: f32,
@@ -18,9 +20,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> VEL: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(ELEMENTWISE_GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let i = gid.x + gid.y * groups.x * 256u;
+  let i = elementIndex(gid, groups);
   if (i >= p.n) {
     return;
   }

@@ -12,18 +12,16 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { audit, type AuditReport } from "../src/audit/audit.ts";
 import { auditSvg, formatAudit } from "../src/audit/report.ts";
-import type { ObjectiveFactory } from "../src/audit/transforms.ts";
+import { type Backend, cpuBackend } from "../src/backend/mod.ts";
 import { writeModel } from "../src/io/modelFile.ts";
 import { writeNpy } from "../src/io/npy.ts";
 import type { MetricName } from "../src/metrics/suite.ts";
 import { parameterLayout } from "../src/model.ts";
-import type { Objective } from "../src/objective.ts";
-import { ReferenceObjective } from "../src/reference/engine.ts";
 import { makeCase } from "./support/numeric.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const c = makeCase({ widths: [3, 5, 4, 3], batch: 25, loss: "ce", seed: 31, kinkMargin: 1e-3 });
-const cpu: ObjectiveFactory = (spec, data) => Promise.resolve(new ReferenceObjective(spec, data, "ce") as Objective<unknown>);
+const cpu = cpuBackend() as Backend;
 const metrics: MetricName[] = ["spectrum", "trace", "epsilon-sharpness", "adaptive", "fisher-rao", "path-norm", "relative-flatness", "normalized-sharpness", "input-gradients"];
 
 function verdicts(report: AuditReport, transform: string): Record<string, string> {

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ElementHandle, Page } from "puppeteer-core";
 import { audit, type AuditReport } from "../src/audit/audit.ts";
+import { type Backend, cpuBackend } from "../src/backend/mod.ts";
 import type { Dataset } from "../src/data.ts";
 import { gaussianMixture } from "../src/datasets.ts";
 import { initParameters } from "../src/init.ts";
@@ -329,7 +330,7 @@ describe("browser demos 2, 4 and 5", () => {
       expect(n.settings).toMatchObject({ transforms: ["alpha", "neuron"], metrics: ["spectrum", "fisher-rao", "path-norm"], topK: 1 });
 
       // The same audit in Node on the float64 reference engine.
-      const ref = await audit({ spec, theta, data, loss }, (s, d) => Promise.resolve(new ReferenceObjective(s, d, loss)), auditOptions(n.settings));
+      const ref = await audit({ spec, theta, data, loss }, cpuBackend() as Backend, auditOptions(n.settings));
       const refVerdicts = Object.fromEntries(ref.transforms.map((t) => [t.transform, Object.fromEntries(t.metrics.map((m) => [m.metric, m.verdict]))]));
       expect(n.verdicts).toEqual(refVerdicts);
       expect(refVerdicts.alpha).toEqual({ spectrum: "moved", "fisher-rao": "invariant", "path-norm": "invariant" });

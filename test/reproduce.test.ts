@@ -10,14 +10,14 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type Backend, cpuBackend } from "../src/backend/mod.ts";
 import type { Objective } from "../src/objective.ts";
 import { ReferenceObjective } from "../src/reference/engine.ts";
-import type { MakeObjective, ReproduceContext } from "../src/reproduce/context.ts";
+import type { ReproduceContext } from "../src/reproduce/context.ts";
 import { CLAIMS } from "../src/reproduce/run.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const cpu: MakeObjective = (spec, data, loss) => Promise.resolve(new ReferenceObjective(spec, data, loss) as Objective<unknown>);
-const ctx: ReproduceContext = { make: cpu, seed: 0, quick: true, engine: "cpu", progress: () => {}, training: { engine: "cpu" } };
+const ctx: ReproduceContext = { backend: cpuBackend() as Backend, seed: 0, quick: true, progress: () => {} };
 
 describe("reproduce claims on the float64 reference", () => {
   expect(CLAIMS.map((c) => c.id)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
@@ -37,8 +37,8 @@ describe("reproduce claims on the float64 reference", () => {
         for (let i = 0; i < out.length; i++) out[i] *= 1 + 1e-3 * Math.sin(theta[i] * 1e3);
       }
     }
-    const skewed: MakeObjective = (spec, data, loss) => Promise.resolve(new Skewed(spec, data, loss) as Objective<unknown>);
-    const r = await CLAIMS[1].run({ ...ctx, make: skewed });
+    const skewed: Backend = { ...ctx.backend, objective: (spec, data, loss) => Promise.resolve(new Skewed(spec, data, loss) as Objective<unknown>) };
+    const r = await CLAIMS[1].run({ ...ctx, backend: skewed });
     expect(r.pass).toBe(false);
   });
 });

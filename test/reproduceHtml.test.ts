@@ -9,7 +9,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatNumber, renderReport, type PlotSpec, type ReproduceRecord } from "../src/reproduce/html.ts";
-import { axisScale, escapeXml, formatTick, logTicks, niceTicks, svgPlot } from "../src/reproduce/svgPlot.ts";
+import { escapeXml, formatTick } from "../src/format.ts";
+import { axisScale, logTicks, niceTicks, svgPlot } from "../src/reproduce/svgPlot.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 

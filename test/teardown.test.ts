@@ -4,10 +4,9 @@
  * released, also on Ctrl-C).
  */
 import { describe, expect, it } from "vitest";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-// @ts-expect-error: a plain .mjs module without types
 import { denoCommand, denoEnvironment } from "../bin/deno-env.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -22,9 +21,31 @@ describe("the Deno environment (bin/deno-env.mjs)", () => {
   });
 
   it("starts the Deno binary itself, so signals and exit statuses reach it", () => {
-    const [command, lead] = denoCommand();
+    const [command, lead] = denoCommand()!;
     expect(command).toMatch(/deno(\.exe)?$/);
     expect(lead).toEqual([]);
+  });
+});
+
+describe.runIf(process.platform === "linux")("Deno's WebGPU never loads libglvnd (the exit race of docs/deno-exit-abort.md)", () => {
+  const [deno, lead] = denoCommand()!;
+  const loadedGl = (backend: string | undefined) => {
+    const env = denoEnvironment();
+    if (backend === undefined) delete env.DENO_WEBGPU_BACKEND;
+    else env.DENO_WEBGPU_BACKEND = backend;
+    const r = spawnSync(deno, [...lead, "run", "-A", join(root, "test/deno/repro/loaded_gl.ts")], { cwd: root, env, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { backend: string | null; gl: string[] };
+  };
+
+  it("GpuContext.create chooses Vulkan by itself when nobody set DENO_WEBGPU_BACKEND: no libEGL/libGLdispatch", () => {
+    expect(loadedGl(undefined)).toEqual({ backend: "vulkan", gl: [] });
+  });
+
+  it("negative control: with wgpu's GL backend allowed the check sees libglvnd loaded", () => {
+    const r = loadedGl("vulkan,gl");
+    expect(r.backend).toBe("vulkan,gl");
+    expect(r.gl.some((p) => /libGLdispatch/.test(p))).toBe(true);
   });
 });
 

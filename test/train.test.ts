@@ -137,7 +137,7 @@ describe("trainModel on the float64 CPU engine", () => {
     const mix = gaussianMixture({ samples: 400, classes: 3, dims: 4, separation: 6, noise: 1, seed: 1 });
     const { train, test } = splitDataset(mix.data, 0.25, 2);
     for (const [optimizer, lr] of [["sgd", 0.05], ["adam", 0.01]] as const) {
-      const r = await trainModel({ spec: mlpSpec([4, 16, 3]), data: train, test, loss: "ce", optimizer, lr, momentum: 0.9, batchSize: 32, epochs: 5, seed: 1, engine: "cpu" });
+      const r = await trainModel({ spec: mlpSpec([4, 16, 3]), data: train, test, loss: "ce", optimizer, lr, momentum: 0.9, batchSize: 32, epochs: 5, seed: 1, backend: "cpu" });
       expect(r.finalTestAccuracy, optimizer).toBeGreaterThan(0.95);
       expect(r.history.map((h) => h.epoch)).toEqual([1, 2, 3, 4, 5]);
       expect(r.steps).toBe(5 * Math.ceil(300 / 32));
@@ -147,11 +147,11 @@ describe("trainModel on the float64 CPU engine", () => {
 
   it("lowers the loss on two spirals and on teacher-student regression (mse: no accuracy)", async () => {
     const s = twoSpirals({ samples: 300, seed: 3 });
-    const r = await trainModel({ spec: mlpSpec([2, 32, 32, 2]), data: s.data, loss: "ce", optimizer: "adam", lr: 0.01, batchSize: 32, epochs: 15, seed: 3, engine: "cpu" });
+    const r = await trainModel({ spec: mlpSpec([2, 32, 32, 2]), data: s.data, loss: "ce", optimizer: "adam", lr: 0.01, batchSize: 32, epochs: 15, seed: 3, backend: "cpu" });
     expect(r.finalTrainLoss).toBeLessThan(0.6 * r.initial.trainLoss);
     expect(r.finalTrainAccuracy).toBeGreaterThan(0.75);
     const t = teacherStudent({ samples: 300, widths: [4, 16, 1], noise: 0.05, seed: 2 });
-    const m = await trainModel({ spec: mlpSpec([4, 32, 1]), data: t.data, loss: "mse", optimizer: "adamw", lr: 0.01, weightDecay: 1e-4, batchSize: 16, epochs: 10, seed: 2, engine: "cpu" });
+    const m = await trainModel({ spec: mlpSpec([4, 32, 1]), data: t.data, loss: "mse", optimizer: "adamw", lr: 0.01, weightDecay: 1e-4, batchSize: 16, epochs: 10, seed: 2, backend: "cpu" });
     expect(m.finalTrainLoss).toBeLessThan(0.2 * m.initial.trainLoss);
     expect(m.finalTrainAccuracy).toBeUndefined();
     expect(m.history[0].trainAccuracy).toBeUndefined();
@@ -161,7 +161,7 @@ describe("trainModel on the float64 CPU engine", () => {
     const s = twoSpirals({ samples: 100, seed: 1 });
     const spec = mlpSpec([2, 8, 2]);
     const run = (seed: number, theta?: Float64Array, epochs = 2) =>
-      trainModel({ spec, data: s.data, loss: "ce", optimizer: "sgd", lr: 0.1, momentum: 0.9, batchSize: 10, epochs, seed, theta, engine: "cpu" });
+      trainModel({ spec, data: s.data, loss: "ce", optimizer: "sgd", lr: 0.1, momentum: 0.9, batchSize: 10, epochs, seed, theta, backend: "cpu" });
     const a = await run(5);
     expect((await run(5)).theta).toEqual(a.theta);
     expect((await run(6)).theta).not.toEqual(a.theta);
@@ -181,16 +181,16 @@ describe("trainModel on the float64 CPU engine", () => {
     let made = 0;
     const base = cpuEngine();
     const engine: TrainingEngine<Float64Array> = { ...base, name: "mine", minibatchObjective: (...a) => (made++, base.minibatchObjective(...a)) };
-    const r = await trainModel({ spec, data: s.data, loss: "ce", optimizer: "sgd", lr: 0.1, batchSize: 100, epochs: 3, seed: 1, engine: engine as TrainingEngine<unknown> });
+    const r = await trainModel({ spec, data: s.data, loss: "ce", optimizer: "sgd", lr: 0.1, batchSize: 100, epochs: 3, seed: 1, backend: engine as TrainingEngine<unknown> });
     expect(r.batchSize).toBe(12);
     expect(r.steps).toBe(3);
     expect(r.engine).toBe("mine");
     expect(made).toBe(1);
-    await expect(trainModel({ spec, data: s.data, loss: "ce", optimizer: "sgd", lr: 1e300, batchSize: 4, epochs: 3, seed: 1, engine: "cpu" }))
+    await expect(trainModel({ spec, data: s.data, loss: "ce", optimizer: "sgd", lr: 1e300, batchSize: 4, epochs: 3, seed: 1, backend: "cpu" }))
       .rejects.toThrow(/training diverged in epoch 1 \(theta has a non-finite value .*\); lower the learning rate/);
-    await expect(trainModel({ spec, data: s.data, loss: "ce", optimizer: "sgd", lr: 0.1, batchSize: 0, epochs: 1, seed: 1, engine: "cpu" }))
+    await expect(trainModel({ spec, data: s.data, loss: "ce", optimizer: "sgd", lr: 0.1, batchSize: 0, epochs: 1, seed: 1, backend: "cpu" }))
       .rejects.toThrow(/batch size must be a positive integer, got 0/);
-    await expect(trainModel({ spec: mlpSpec([3, 2]), data: s.data, loss: "ce", optimizer: "sgd", lr: 0.1, batchSize: 4, epochs: 1, seed: 1, engine: "cpu" }))
+    await expect(trainModel({ spec: mlpSpec([3, 2]), data: s.data, loss: "ce", optimizer: "sgd", lr: 0.1, batchSize: 4, epochs: 1, seed: 1, backend: "cpu" }))
       .rejects.toThrow(/data has 2 features per sample but the model's first layer takes 3/);
   });
 });
@@ -226,7 +226,7 @@ describe("flatness train (runTrain, --cpu)", () => {
     // The file holds exactly what trainModel computes from the same seed and split.
     const loaded = readModel(bytes, "spirals.safetensors");
     const { train: tr, test } = splitDataset(twoSpirals({ samples: 200, seed: 3 }).data, 0.2, deriveSeed(3, SPLIT_STREAM));
-    const ref = await trainModel({ spec: mlpSpec([2, 16, 2]), data: tr, test, loss: "ce", optimizer: "sgd", lr: 0.1, momentum: 0.9, batchSize: 16, epochs: 4, seed: 3, engine: "cpu" });
+    const ref = await trainModel({ spec: mlpSpec([2, 16, 2]), data: tr, test, loss: "ce", optimizer: "sgd", lr: 0.1, momentum: 0.9, batchSize: 16, epochs: 4, seed: 3, backend: "cpu" });
     expect(Array.from(loaded.model.theta)).toEqual(Array.from(Float32Array.from(ref.theta)));
     expect(summary.finalTestAccuracy).toBe(ref.finalTestAccuracy);
     const csv = readFileSync(p("h.csv"), "utf8").trim().split("\n");
@@ -338,7 +338,7 @@ describe("flatness train on WebGPU (bin/flatness.mjs)", () => {
     expect(gpu.stderr).toMatch(/adapter: /);
     expect(gpu.stderr).toMatch(/epoch 5\/5/);
     const g = JSON.parse(gpu.stdout);
-    expect(g.engine).toBe("gpu");
+    expect(g.engine).toBe("webgpu");
     const cpu = run([...common, "--cpu", "--out", join(dir, "cpu.safetensors")]);
     expect(cpu.status, cpu.stderr).toBe(0);
     const c = JSON.parse(cpu.stdout);

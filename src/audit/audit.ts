@@ -21,6 +21,7 @@ import {
   setupTransform,
   type TransformFamily,
 } from "./transforms.ts";
+import type { Backend } from "../backend/types.ts";
 
 /** Metrics that need theta's layout or the host model (they do not apply to an eta view). */
 const THETA_ONLY: ReadonlySet<MetricName> = new Set<MetricName>([
@@ -88,14 +89,14 @@ export interface AuditReport {
   wallMs: number;
 }
 
-function measureView(view: AuditView, metrics: MetricName[], options: AuditOptions, stage: string, make: ObjectiveFactory): Promise<MeasureReport> {
+function measureView(view: AuditView, metrics: MetricName[], options: AuditOptions, stage: string, backend: Backend): Promise<MeasureReport> {
   const applicable = view.thetaCoordinates ? metrics : metrics.filter((m) => !THETA_ONLY.has(m));
   return withVectors(view.objective, [view.point], ([point]) =>
     measureMetrics(view.objective, point, view.theta, view.data, {
       ...options.measure,
       metrics: applicable,
       seed: options.seed ?? 0,
-      subsetObjective: (d) => make(view.spec, d),
+      backend,
       onProgress: (metric, f, msg) => options.onProgress?.(stage, f, `${metric}: ${msg}`),
     }));
 }
@@ -130,9 +131,10 @@ function compare(metric: MetricName, before: MeasureReport, after: MeasureReport
 
 /**
  * Runs the audit of `base` under `options.transforms`, measuring `options.metrics` before and
- * after each with objectives from `make` (the GPU engine or the float64 reference).
+ * after each with objectives built on `backend` (src/backend/).
  */
-export async function audit(base: AuditBase, make: ObjectiveFactory, options: AuditOptions): Promise<AuditReport> {
+export async function audit(base: AuditBase, backend: Backend, options: AuditOptions): Promise<AuditReport> {
+  const make: ObjectiveFactory = (spec, data) => backend.objective(spec, data, base.loss);
   const t0 = performance.now();
   const factor = options.factor ?? 4;
   if (!(factor > 0) || !Number.isFinite(factor) || factor === 1) throw new InputError(`the transform strength must be positive, finite and not 1, got ${factor}`);
@@ -145,7 +147,7 @@ export async function audit(base: AuditBase, make: ObjectiveFactory, options: Au
     return { objective, point: base.theta, theta: base.theta, spec: base.spec, data: base.data, thetaCoordinates: true, dispose: () => (objective as { dispose?: () => void }).dispose?.() };
   })();
   try {
-    const baseReport = await measureView(baseView, options.metrics, options, "base", make);
+    const baseReport = await measureView(baseView, options.metrics, options, "base", backend);
     const baseOutputs = await outputsOf(baseView);
     const rows: AuditTransformRow[] = [];
     for (const name of options.transforms) {
@@ -159,8 +161,8 @@ export async function audit(base: AuditBase, make: ObjectiveFactory, options: Au
       }
       try {
         const beforeView = setup.before ?? baseView;
-        const beforeReport = setup.before ? await measureView(setup.before, options.metrics, options, `${name} (before)`, make) : baseReport;
-        const afterReport = await measureView(setup.after, options.metrics, options, name, make);
+        const beforeReport = setup.before ? await measureView(setup.before, options.metrics, options, `${name} (before)`, backend) : baseReport;
+        const afterReport = await measureView(setup.after, options.metrics, options, name, backend);
         const beforeOutputs = setup.before ? await outputsOf(beforeView) : baseOutputs;
         const afterOutputs = await outputsOf(setup.after);
         const { maxAbsDifference: maxDiff, maxAbsOutput: maxAbs } = compareOutputs(beforeOutputs, afterOutputs);

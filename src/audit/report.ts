@@ -4,10 +4,10 @@
  * column per transform and one row per metric, invariant cells marked, so which measures move under
  * which transform is visible at a glance.
  */
-import { formatNumber, table } from "../cli/format.ts";
+import { escapeXml, formatNumber, table, TEXT_FORMAT } from "../format.ts";
 import type { AuditReport } from "./audit.ts";
 
-const f = (x: number | null) => (x === null ? "-" : formatNumber(x));
+const f = (x: number | null) => (x === null ? "-" : formatNumber(x, TEXT_FORMAT));
 
 export function formatAudit(report: AuditReport): string {
   const lines = [
@@ -36,10 +36,6 @@ export function formatAudit(report: AuditReport): string {
     );
   }
   return lines.join("\n");
-}
-
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]!);
 }
 
 /** log10(ratio) mapped to a diverging colour: blue (smaller) - white (unchanged) - red (larger). */

@@ -3,14 +3,15 @@
  * the same HVP by @jax-js/jax (jvp(grad(f))) in the same runtime and run, after checking that the
  * two agree. Every figure of a row is taken in the same run, so the ratios compare like with like.
  */
-import { GpuContext } from "../gpu/context.ts";
+import { openBackend } from "../backend/mod.ts";
+import type { GpuContext } from "../gpu/context.ts";
 import { GpuObjective } from "../gpu/objective.ts";
 import type { GpuVector } from "../gpu/vectors.ts";
 import { passFlops } from "../flops.ts";
 import { initParameters, randomDataset } from "../init.ts";
 import { type ModelSpec, mlpSpec } from "../model.ts";
 import { Rng } from "../random.ts";
-import { relativeError } from "../cli/format.ts";
+import { relativeError } from "../format.ts";
 
 export interface BenchSize {
   name: string;
@@ -73,7 +74,9 @@ export interface BenchOptions {
 
 export async function runBench(options: BenchOptions = {}): Promise<{ adapter: string; software: boolean; rows: BenchRow[] }> {
   const log = options.log ?? (() => {});
-  const ctx = await GpuContext.create();
+  // The WebGPU engine is what is timed: its backend, opened through the seam.
+  const backend = await openBackend("webgpu");
+  const ctx = backend.gpu!;
   const software = ctx.isSoftware;
   const wanted = options.sizes ?? (software ? ["10k", "100k"] : BENCH_SIZES.map((s) => s.name));
   const sizes = BENCH_SIZES.filter((s) => wanted.includes(s.name));
@@ -86,7 +89,7 @@ export async function runBench(options: BenchOptions = {}): Promise<{ adapter: s
       rows.push(await benchOne(ctx, mlpSpec(size.widths), size, repeats, k, options.jax ?? true, log));
     }
   } finally {
-    ctx.destroy();
+    await backend.close();
   }
   return { adapter: ctx.describe(), software, rows };
 }

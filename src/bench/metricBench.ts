@@ -6,8 +6,7 @@
  * the same number of HVPs, in the same runtime and run. The two power iterations must agree before
  * their times are compared.
  */
-import { GpuContext } from "../gpu/context.ts";
-import { GpuObjective } from "../gpu/objective.ts";
+import { openBackend } from "../backend/mod.ts";
 import { initParameters, randomDataset } from "../init.ts";
 import { mlpSpec, type ModelSpec } from "../model.ts";
 import { withCost } from "../metrics/cost.ts";
@@ -49,13 +48,13 @@ export async function runMetricBench(options: MetricBenchOptions = {}): Promise<
   const spec = mlpSpec(widths);
   const data = randomDataset(spec, samples, "ce", seed + 1);
   const theta = Float64Array.from(Float32Array.from(initParameters(spec, seed + 2)));
-  const ctx = await GpuContext.create();
-  const software = ctx.isSoftware;
+  const backend = await openBackend("webgpu");
+  const software = backend.isSoftware;
   const traceMatvecs = options.traceMatvecs ?? (software ? 30 : 99);
-  const objective = await GpuObjective.create(ctx, spec, data, "ce");
+  const objective = await backend.objective(spec, data, "ce");
   const th = objective.space.fromArray(theta);
   try {
-    log(`metric bench: widths [${widths.join(", ")}], ${objective.dim} parameters, ${samples} samples, adapter ${ctx.describe()}`);
+    log(`metric bench: widths [${widths.join(", ")}], ${objective.space.dim} parameters, ${samples} samples, adapter ${backend.gpu!.describe()}`);
     const op = hessianOperator(objective, th);
     const scratch = objective.space.zeros();
     await objective.hvp(th, th, scratch).finally(() => objective.space.dispose(scratch)); // warm-up: pipelines and plans
@@ -81,13 +80,13 @@ export async function runMetricBench(options: MetricBenchOptions = {}): Promise<
       msPerHvp: pw.cost.wallMs / Math.max(1, pw.cost.hvps),
     };
     log(`  power iteration (ours) ${power.eigenvalue.toPrecision(6)} after ${power.iterations} steps, ${power.wallMs.toFixed(0)} ms`);
-    const result: MetricBenchResult = { adapter: ctx.describe(), software, params: objective.dim, samples, lanczos, hutchPlusPlus, power };
+    const result: MetricBenchResult = { adapter: backend.gpu!.describe(), software, params: objective.space.dim, samples, lanczos, hutchPlusPlus, power };
     if (options.jax !== false) result.jaxPower = await jaxPowerIteration(spec, data, theta, iterations, seed, power, log);
     return result;
   } finally {
     objective.space.dispose(th);
     objective.dispose();
-    ctx.destroy();
+    await backend.close();
   }
 }
 

@@ -9,7 +9,7 @@ import { audit, DEFAULT_AUDIT_METRICS } from "../audit/audit.ts";
 import { auditSvg, formatAudit } from "../audit/report.ts";
 import { AUDIT_TRANSFORM_NAMES, AUDIT_TRANSFORMS, type AuditTransformName, DEFAULT_AUDIT_TRANSFORMS } from "../audit/transforms.ts";
 import { parseMetricList } from "../metrics/suite.ts";
-import { numberOption, progressPrinter, withEngine } from "./engine.ts";
+import { BACKEND_ARGS, BACKEND_HELP, numberOption, progressPrinter, withCliBackend } from "./engine.ts";
 import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
 
 export const AUDIT_HELP = `flatness audit: which flatness measures move under function-preserving transforms and
@@ -32,7 +32,7 @@ ${Object.entries(AUDIT_TRANSFORMS).map(([name, about]) => `                     
   --seed N             seed of every stochastic metric and of the neuron factors (default 0)
   --json               print the whole report as one JSON object
   --plot FILE.svg      write a heat map of log10(after / before), metric x transform
-  --cpu                use the float64 CPU reference engine
+${BACKEND_HELP}
   --quiet              no progress on stderr
   -h, --help           this help
 
@@ -64,7 +64,7 @@ export async function runAudit(argv: string[], out: (s: string) => void, err: (s
       transforms: { type: "string" }, metrics: { type: "string" }, factor: { type: "string" }, tolerance: { type: "string" },
       "top-k": { type: "string" }, "trace-samples": { type: "string" }, epsilon: { type: "string" }, rho: { type: "string" },
       "volume-epsilon": { type: "string" }, "volume-rays": { type: "string" }, seed: { type: "string" },
-      json: { type: "boolean" }, plot: { type: "string" }, cpu: { type: "boolean" }, quiet: { type: "boolean" },
+      json: { type: "boolean" }, plot: { type: "string" }, ...BACKEND_ARGS, quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -81,8 +81,8 @@ export async function runAudit(argv: string[], out: (s: string) => void, err: (s
   const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"]);
   const base = { spec: loaded.model.spec, theta: loaded.model.theta, data, loss };
   if (!values.quiet) err(`model ${values.model}: ${base.theta.length} parameters; ${data.n} samples; transforms ${transforms.join(", ")}`);
-  const report = await withEngine(Boolean(values.cpu), loss, values.quiet ? null : err, (make) =>
-    audit(base, make, {
+  const report = await withCliBackend(values, values.quiet ? null : err, (backend) =>
+    audit(base, backend, {
       transforms,
       metrics,
       factor: numberOption("factor", values.factor),

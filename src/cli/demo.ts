@@ -4,12 +4,10 @@
  * the float64 reference, the HVP also against central differences of float64 gradients and the
  * T_alpha identity H(T_alpha theta) = D^-1 H D^-1.
  */
-import { GpuContext } from "../gpu/context.ts";
-import { GpuObjective } from "../gpu/objective.ts";
+import { cpuBackend, openBackend } from "../backend/mod.ts";
 import { initParameters, randomDataset } from "../init.ts";
 import { mlpSpec } from "../model.ts";
 import { Rng } from "../random.ts";
-import { ReferenceObjective } from "../reference/engine.ts";
 import { alphaScale, alphaScaleDiagonal } from "../transforms/alphaScale.ts";
 import { relativeError } from "./format.ts";
 
@@ -27,15 +25,16 @@ export async function runDemo(log: (line: string) => void): Promise<DemoResult> 
   const spec = mlpSpec([8, 32, 32, 4]);
   const data = randomDataset(spec, 256, "ce", 1);
   const theta = Float64Array.from(Float32Array.from(initParameters(spec, 2)));
-  const ctx = await GpuContext.create();
-  log(`adapter: ${ctx.describe()}${ctx.isSoftware ? " (software WebGPU)" : ""}`);
-  const gpu = await GpuObjective.create(ctx, spec, data, "ce");
-  const reference = new ReferenceObjective(spec, data, "ce");
+  const backend = await openBackend("webgpu");
+  log(`adapter: ${backend.describe()}`);
+  const gpu = await backend.objective(spec, data, "ce");
+  // The oracle: the float64 engine on the same data.
+  const reference = await cpuBackend().objective(spec, data, "ce");
   const s = gpu.space;
-  log(`model: widths [8, 32, 32, 4], ReLU, ${gpu.dim} parameters; data: ${data.n} seeded samples, softmax cross-entropy`);
+  log(`model: widths [8, 32, 32, 4], ReLU, ${s.dim} parameters; data: ${data.n} seeded samples, softmax cross-entropy`);
   const t = s.fromArray(theta);
   const g = s.zeros();
-  const v = new Rng(3).normals(gpu.dim);
+  const v = new Rng(3).normals(s.dim);
   const vg = s.fromArray(v);
   const hv = s.zeros();
   const checks: DemoResult["checks"] = [];
@@ -68,9 +67,9 @@ export async function runDemo(log: (line: string) => void): Promise<DemoResult> 
     add("T_alpha: H(D theta) D v = D^-1 H v", relativeError(await s.toArray(hvScaled), hvH.map((x, i) => x / d[i])), 1e-4);
     log(`loss ${loss.toPrecision(6)}   gradient norm ${gradientNorm.toPrecision(6)}   v·Hv ${vHv.toPrecision(6)}`);
     for (const c of checks) log(`${c.pass ? "pass" : "FAIL"}  ${c.name}: relative error ${c.relativeError.toExponential(2)} (tolerance ${c.tolerance})`);
-    return { adapter: ctx.describe(), params: gpu.dim, samples: data.n, loss, gradientNorm, vHv, checks };
+    return { adapter: backend.gpu!.describe(), params: s.dim, samples: data.n, loss, gradientNorm, vHv, checks };
   } finally {
     gpu.dispose();
-    ctx.destroy();
+    await backend.close();
   }
 }

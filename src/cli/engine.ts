@@ -1,11 +1,6 @@
-/** Shared by the commands that measure: numeric options, stderr progress, and the engine choice. */
-import type { Dataset } from "../data.ts";
+/** Shared by the commands that compute: numeric options, stderr progress, and the backend they run on. */
+import { type Backend, parseBackendChoice, withBackend } from "../backend/mod.ts";
 import { InputError } from "../errors.ts";
-import { GpuContext } from "../gpu/context.ts";
-import { GpuObjective } from "../gpu/objective.ts";
-import type { LossKind, ModelSpec } from "../model.ts";
-import type { Objective } from "../objective.ts";
-import { ReferenceObjective } from "../reference/engine.ts";
 
 /** --name value as a number (undefined when absent); a clear error for anything else. */
 export function numberOption(name: string, value: string | undefined): number | undefined {
@@ -29,19 +24,24 @@ export function progressPrinter(err: (s: string) => void) {
   };
 }
 
-export type MakeObjective = (spec: ModelSpec, data: Dataset) => Promise<Objective<unknown>>;
+/** The parseArgs entries of the backend options every computing command takes. */
+export const BACKEND_ARGS = { backend: { type: "string" }, cpu: { type: "boolean" } } as const;
+
+/** Their help lines. */
+export const BACKEND_HELP = `  --backend B          webgpu (default) or cpu (the float64 reference engine); auto: webgpu where present
+  --cpu                the same as --backend cpu`;
 
 /**
- * Runs `work` with an objective factory: the float64 reference with `cpu`, else the WebGPU engine
- * on one context (created here, destroyed after, and its adapter reported through `log`).
+ * Runs `work` on the backend the options ask for (--backend, --cpu), opened here and closed after;
+ * a WebGPU backend's adapter is reported through `log` ("adapter: ...").
  */
-export async function withEngine<T>(cpu: boolean, loss: LossKind, log: ((s: string) => void) | null, work: (make: MakeObjective) => Promise<T>): Promise<T> {
-  if (cpu) return await work((spec, data) => Promise.resolve(new ReferenceObjective(spec, data, loss) as Objective<unknown>));
-  const ctx = await GpuContext.create();
-  log?.(`adapter: ${ctx.describe()}`);
-  try {
-    return await work(async (spec, data) => (await GpuObjective.create(ctx, spec, data, loss)) as Objective<unknown>);
-  } finally {
-    ctx.destroy();
-  }
+export async function withCliBackend<T>(
+  values: { backend?: string; cpu?: boolean },
+  log: ((s: string) => void) | null,
+  work: (backend: Backend) => Promise<T>,
+): Promise<T> {
+  return await withBackend(parseBackendChoice(values.backend, values.cpu), async (backend) => {
+    if (backend.gpu) log?.(`adapter: ${backend.gpu.describe()}`);
+    return await work(backend);
+  });
 }

@@ -3,13 +3,11 @@
  * dataset, written with the model's own tensor names and shapes.
  */
 import { parseArgs } from "node:util";
-import { GpuContext } from "../gpu/context.ts";
-import { GpuObjective } from "../gpu/objective.ts";
 import { readFileBytes, writeFileAtomic } from "../io/files.ts";
 import { checkModelOutputPath, readParameterVector, writeParameterVector } from "../io/modelFile.ts";
 import { InputError } from "../errors.ts";
 import type { Objective } from "../objective.ts";
-import { ReferenceObjective } from "../reference/engine.ts";
+import { BACKEND_ARGS, BACKEND_HELP, withCliBackend } from "./engine.ts";
 import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
 
 export const HVP_HELP = `flatness hvp: an exact Hessian-vector product H v and the gradient of a model's loss
@@ -29,7 +27,7 @@ Options:
   --grad-out G       also write the gradient there
   --activation A     relu or leaky_relu, when the model file does not say (default relu)
   --negative-slope S slope of leaky_relu (default 0.01)
-  --cpu              use the float64 CPU reference engine instead of WebGPU
+${BACKEND_HELP}
   --json             print {"loss", "gradientNorm", "vHv"} to stdout
   -h, --help         this help
 
@@ -43,7 +41,7 @@ export async function runHvp(argv: string[], out: (s: string) => void, err: (s: 
     options: {
       model: { type: "string" }, data: { type: "string" }, labels: { type: "string" }, loss: { type: "string" },
       vector: { type: "string" }, out: { type: "string" }, "grad-out": { type: "string" }, activation: { type: "string" },
-      "negative-slope": { type: "string" }, "label-column": { type: "string" }, cpu: { type: "boolean" }, json: { type: "boolean" },
+      "negative-slope": { type: "string" }, "label-column": { type: "string" }, ...BACKEND_ARGS, json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -62,20 +60,14 @@ export async function runHvp(argv: string[], out: (s: string) => void, err: (s: 
   const v = readParameterVector(await readFileBytes(values.vector), values.vector, loaded);
   err(`model ${values.model}: ${loaded.model.spec.layers.map((l) => l.inFeatures).concat(loaded.model.spec.layers.at(-1)!.outFeatures).join(" -> ")}, ${v.length} parameters; ${data.n} samples`);
 
-  let result: { loss: number; gradient: Float64Array; hv: Float64Array };
-  if (values.cpu) {
-    result = await compute(new ReferenceObjective(loaded.model.spec, data, loss), loaded.model.theta, v);
-  } else {
-    const ctx = await GpuContext.create();
-    err(`adapter: ${ctx.describe()}`);
-    const gpu = await GpuObjective.create(ctx, loaded.model.spec, data, loss);
+  const result = await withCliBackend(values, err, async (backend) => {
+    const objective = await backend.objective(loaded.model.spec, data, loss);
     try {
-      result = await compute(gpu, loaded.model.theta, v);
+      return await compute(objective, loaded.model.theta, v);
     } finally {
-      gpu.dispose();
-      ctx.destroy();
+      objective.dispose();
     }
-  }
+  });
   const gradientNorm = Math.sqrt(result.gradient.reduce((s, x) => s + x * x, 0));
   const vHv = result.hv.reduce((s, x, i) => s + x * v[i], 0);
   await writeFileAtomic(values.out, writeParameterVector(loaded, result.hv));

@@ -6,16 +6,13 @@
  */
 import { parseArgs } from "node:util";
 import { InputError } from "../errors.ts";
-import type { GpuObjective } from "../gpu/objective.ts";
 import { writeFileAtomic } from "../io/files.ts";
 import type { ModelSpec } from "../model.ts";
-import { ReferenceObjective } from "../reference/engine.ts";
-import { type BatchLoss, SequentialBatchLoss } from "../landscape/batchLoss.ts";
 import { type BiasPolicy, DIRECTION_KINDS, type DirectionKind } from "../landscape/directions.ts";
-import type { GpuBatchLoss } from "../landscape/gpuBatchLoss.ts";
 import { computeLandscape, type LandscapeOptions, type LandscapeResult } from "../landscape/landscape.ts";
 import { contourSvg, lineSvg } from "../landscape/plot.ts";
 import { type Axis, checkAxis, sliceCsv } from "../landscape/slice.ts";
+import { BACKEND_ARGS, BACKEND_HELP, numberOption, withCliBackend } from "./engine.ts";
 import { formatNumber, table } from "./format.ts";
 import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
 
@@ -60,7 +57,7 @@ Output:
   --plot F             write an SVG: a line plot (1-D) or a heat map with contours (2-D)
   --json               print one JSON object: center, min, max, axes a and b, values (1-D by a;
                        2-D row-major [b][a]), orbitValues (1-D alpha), directionInfo, evaluation
-  --cpu                use the float64 CPU reference engine (one point at a time) instead of WebGPU
+${BACKEND_HELP} (cpu: one point at a time)
   --batch P            points per batched GPU pass at most (default: what the device memory allows)
   --quiet              no progress on stderr
   -h, --help           this help
@@ -93,14 +90,6 @@ function joinNegativeValues(argv: string[]): string[] {
     }
   }
   return out;
-}
-
-/** --name value as a number (as engine.ts's numberOption, which would import the GPU engine). */
-function numberOption(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const x = Number(value);
-  if (value.trim() === "" || !Number.isFinite(x)) throw new InputError(`--${name} must be a number, got '${value}'`);
-  return x;
 }
 
 function parseAxes(range: string | undefined, steps: string | undefined, dims: 1 | 2): Axis[] {
@@ -165,7 +154,7 @@ export async function runLandscape(argv: string[], out: (s: string) => void, err
     args: joinNegativeValues(argv),
     options: {
       ...Object.fromEntries(STRING_OPTIONS.map((name) => [name, { type: "string" as const }])),
-      json: { type: "boolean" }, cpu: { type: "boolean" }, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      json: { type: "boolean" }, ...BACKEND_ARGS, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
     strict: true,
   }) as { values: Record<string, string | boolean | undefined> };
@@ -209,35 +198,21 @@ export async function runLandscape(argv: string[], out: (s: string) => void, err
   log(`model ${v("model")}: ${theta.length} parameters; ${data.n} samples; ${dims}-D ${directions} slice, ${points} grid points`);
   const options: LandscapeOptions = { directions, dims, axes, seed, bias, alphaLayers };
 
-  let result: LandscapeResult;
-  let engine: string;
-  let passes: number | null = null;
-  if (values.cpu) {
-    const objective = new ReferenceObjective(spec, data, loss);
-    engine = "cpu (float64 reference)";
-    result = await computeLandscape(new SequentialBatchLoss(objective), spec, theta, options, objective);
-  } else {
-    // Imported here so --cpu runs where WebGPU's globals do not exist (Node, vitest).
-    const { GpuContext } = await import("../gpu/context.ts");
-    const { GpuObjective } = await import("../gpu/objective.ts");
-    const { GpuBatchLoss } = await import("../landscape/gpuBatchLoss.ts");
-    const ctx = await GpuContext.create();
-    engine = `webgpu (${ctx.describe()})`;
-    log(`adapter: ${ctx.describe()}`);
-    let evaluator: GpuBatchLoss | null = null;
-    let objective: GpuObjective | null = null;
+  const { result, engine, passes } = await withCliBackend(values as { backend?: string; cpu?: boolean }, log, async (backend) => {
+    const evaluator = await backend.batchLoss(spec, data, loss, { maxBatch: batch });
+    // The float64 engine evaluates through its objective anyway; on WebGPU an objective (and its
+    // data on the device) is built only when eigenvector directions need HVPs.
+    const objective = directions === "eigen" || backend.name === "cpu" ? await backend.objective(spec, data, loss) : null;
     try {
-      if (directions === "eigen") objective = await GpuObjective.create(ctx, spec, data, loss);
-      evaluator = await GpuBatchLoss.create(ctx, spec, data, loss, { maxBatch: batch });
-      log(`evaluating up to ${evaluator.maxBatch} points per pass, ${evaluator.chunkRows} samples per chunk`);
-      result = await computeLandscape(evaluator as BatchLoss, spec, theta, options, objective ?? undefined);
-      passes = evaluator.passes;
+      if (evaluator.maxBatch !== undefined) log(`evaluating up to ${evaluator.maxBatch} points per pass, ${evaluator.chunkRows} samples per chunk`);
+      const result = await computeLandscape(evaluator, spec, theta, options, objective ?? undefined);
+      const engine = backend.gpu ? `webgpu (${backend.gpu.describe()})` : "cpu (float64 reference)";
+      return { result, engine, passes: evaluator.passes ?? null };
     } finally {
-      evaluator?.dispose();
+      evaluator.dispose();
       objective?.dispose();
-      ctx.destroy();
     }
-  }
+  });
 
   const summary = {
     loss: loss,

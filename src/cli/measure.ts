@@ -9,7 +9,7 @@ import type { LossKind, ModelSpec } from "../model.ts";
 import { type Objective, withVectors } from "../objective.ts";
 import { METRICS, type MeasureOptions, type MeasureReport, measureMetrics, parseMetricList } from "../metrics/suite.ts";
 import { formatNumber, table } from "./format.ts";
-import { numberOption, progressPrinter, withEngine } from "./engine.ts";
+import { BACKEND_ARGS, BACKEND_HELP, numberOption, progressPrinter, withCliBackend } from "./engine.ts";
 import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
 
 export const MEASURE_HELP = `flatness measure: flatness and sharpness metrics of a model's loss over a dataset
@@ -43,7 +43,7 @@ ${Object.entries(METRICS).map(([name, m]) => `                         ${name.pa
 Output:
   --json               one JSON object: loss, gradientNorm, topEigenvalues (descending),
                        trace {estimate, stderr}, and one key per further metric; each with its cost
-  --cpu                use the float64 CPU reference engine instead of WebGPU
+${BACKEND_HELP}
   --quiet              no progress on stderr
   -h, --help           this help
 
@@ -62,7 +62,7 @@ export async function runMeasure(argv: string[], out: (s: string) => void, err: 
       "density-steps": { type: "string" }, layers: { type: "string" }, epsilon: { type: "string" },
       "volume-epsilon": { type: "string" }, "volume-rays": { type: "string" }, rho: { type: "string" },
       "sam-rho": { type: "string" }, m: { type: "string" }, "subspace-dim": { type: "string" }, seed: { type: "string" },
-      json: { type: "boolean" }, cpu: { type: "boolean" }, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      json: { type: "boolean" }, ...BACKEND_ARGS, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
@@ -99,10 +99,10 @@ export async function runMeasure(argv: string[], out: (s: string) => void, err: 
   const theta = loaded.model.theta;
   if (!values.quiet) err(`model ${values.model}: ${theta.length} parameters; ${data.n} samples; metrics ${metrics.join(", ")}`);
 
-  const report = await withEngine(Boolean(values.cpu), loss, values.quiet ? null : err, async (make) => {
-    const objective = await make(spec, data);
+  const report = await withCliBackend(values, values.quiet ? null : err, async (backend) => {
+    const objective = await backend.objective(spec, data, loss);
     try {
-      return await measureOn(objective, theta, data, { ...options, subsetObjective: (d) => make(spec, d) });
+      return await measureOn(objective, theta, data, { ...options, backend });
     } finally {
       objective.dispose();
     }

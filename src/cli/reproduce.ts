@@ -5,25 +5,21 @@
  */
 import { parseArgs } from "node:util";
 import { InputError } from "../errors.ts";
-import { GpuContext } from "../gpu/context.ts";
-import { GpuObjective } from "../gpu/objective.ts";
 import { constants } from "node:fs";
 import { access, mkdir } from "node:fs/promises";
 import { writeFileAtomic } from "../io/files.ts";
-import type { Objective } from "../objective.ts";
-import { ReferenceObjective } from "../reference/engine.ts";
-import type { MakeObjective, ReproduceContext } from "../reproduce/context.ts";
+import type { ReproduceContext } from "../reproduce/context.ts";
 import { renderReport } from "../reproduce/html.ts";
 import { CLAIMS, runClaims } from "../reproduce/run.ts";
 import { table } from "./format.ts";
-import { numberOption } from "./engine.ts";
+import { BACKEND_ARGS, numberOption, withCliBackend } from "./engine.ts";
 
 export const VERSION = "0.1.0";
 
 export const REPRODUCE_HELP = `flatness reproduce: check every claim of "Sharp Minima Can Generalize For Deep Nets"
 (Dinh, Pascanu, Bengio, Bengio, ICML 2017) on seeded built-in problems, on WebGPU
 
-Usage: flatness reproduce [--quick] [--out DIR] [--json] [--claims 1,5,13] [--seed N] [--cpu]
+Usage: flatness reproduce [--quick] [--out DIR] [--json] [--claims 1,5,13] [--seed N] [--backend B]
 
   --quick        a reduced setting (fewer rays, runs and epochs; what CI runs)
   --out DIR      write DIR/reproduce.json (the whole record) and DIR/report.html (self-contained,
@@ -31,7 +27,7 @@ Usage: flatness reproduce [--quick] [--out DIR] [--json] [--claims 1,5,13] [--se
   --json         print {"claims": [{"id", "claim", "measured", "expected", "pass"}, ...]} to stdout
   --claims LIST  only these claim ids (1-${CLAIMS.length})
   --seed N       seed of every problem and estimator (default 0)
-  --cpu          the float64 CPU reference engine instead of WebGPU
+  --backend B    webgpu (default) or cpu (the float64 reference engine); --cpu is the same as cpu
   -h, --help     this help
 
 Claims:
@@ -58,7 +54,7 @@ export async function runReproduce(argv: string[], out: (s: string) => void, err
     args: argv,
     options: {
       quick: { type: "boolean" }, out: { type: "string" }, json: { type: "boolean" }, claims: { type: "string" },
-      seed: { type: "string" }, cpu: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      seed: { type: "string" }, ...BACKEND_ARGS, help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
@@ -80,38 +76,18 @@ export async function runReproduce(argv: string[], out: (s: string) => void, err
   const started = Date.now();
   const progress = (m: string) => err(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}`);
 
-  let ctxGpu: GpuContext | null = null;
-  let make: MakeObjective;
-  let adapter: string;
-  if (values.cpu) {
-    make = (spec, data, loss) => Promise.resolve(new ReferenceObjective(spec, data, loss) as Objective<unknown>);
-    adapter = "float64 CPU reference engine";
-  } else {
-    const gpu = await GpuContext.create();
-    ctxGpu = gpu;
-    make = async (spec, data, loss) => (await GpuObjective.create(gpu, spec, data, loss)) as Objective<unknown>;
-    adapter = gpu.describe() + (gpu.isSoftware ? " (software WebGPU)" : "");
-  }
-  progress(`adapter: ${adapter}; ${values.quick ? "quick" : "full"} setting; seed ${seed}`);
-  const ctx: ReproduceContext = {
-    make,
-    seed,
-    quick: Boolean(values.quick),
-    engine: values.cpu ? "cpu" : "gpu",
-    progress,
-    training: ctxGpu ? { engine: "gpu", gpu: ctxGpu } : { engine: "cpu" },
-  };
-  let record;
-  try {
-    record = await runClaims(ctx, {
+  const { record, adapter } = await withCliBackend(values, null, async (backend) => {
+    const adapter = backend.gpu ? backend.describe() : "float64 CPU reference engine";
+    progress(`adapter: ${adapter}; ${values.quick ? "quick" : "full"} setting; seed ${seed}`);
+    const ctx: ReproduceContext = { backend, seed, quick: Boolean(values.quick), progress };
+    const record = await runClaims(ctx, {
       only,
       adapter,
       version: VERSION,
       onClaim: (r) => progress(`claim ${r.id}: ${r.pass ? "PASS" : "FAIL"} (${(r.wallMs / 1000).toFixed(1)} s) ${r.error ?? r.measured}`),
     });
-  } finally {
-    ctxGpu?.destroy();
-  }
+    return { record, adapter };
+  });
   const enc = new TextEncoder();
   await writeFileAtomic(`${dir}/reproduce.json`, enc.encode(JSON.stringify(record, null, 1)));
   await writeFileAtomic(`${dir}/report.html`, enc.encode(renderReport(record)));

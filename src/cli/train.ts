@@ -11,7 +11,6 @@ import { parseArgs } from "node:util";
 import { type Dataset, validateDataset } from "../data.ts";
 import { BUILTIN_DATASETS, builtinDataset, deriveSeed, splitDataset } from "../datasets.ts";
 import { InputError } from "../errors.ts";
-import type { GpuContext } from "../gpu/context.ts";
 import { writeFileAtomic } from "../io/files.ts";
 import { type LoadedModel, writeModel } from "../io/modelFile.ts";
 import { writeNpy } from "../io/npy.ts";
@@ -19,6 +18,8 @@ import { type LossKind, mlpSpec, type ModelSpec, parameterLayout } from "../mode
 import { OPTIMIZER_KINDS, type OptimizerKind, resolveOptimizerConfig } from "../train/optimizers.ts";
 import type { EpochRecord } from "../train/trainer.ts";
 import { trainModel, type TrainModelResult } from "../train/trainModel.ts";
+import { formatNumber } from "../format.ts";
+import { BACKEND_ARGS, BACKEND_HELP, numberOption, withCliBackend } from "./engine.ts";
 import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
 
 /** Stream of deriveSeed for the train/test split. */
@@ -71,7 +72,7 @@ Output:
   --save-data DIR      write the dataset to DIR: x.npy, y.npy (all samples) and, with a
                        test split, x_train.npy, y_train.npy, x_test.npy, y_test.npy
   --json               print one JSON summary object on stdout
-  --cpu                train on the float64 CPU reference engine instead of WebGPU
+${BACKEND_HELP}
   --quiet              no per-epoch progress on stderr
   -h, --help           this help
 
@@ -84,14 +85,6 @@ Examples:
 `;
 
 type Write = (s: string) => void;
-
-/** --name value as a number (undefined when absent). */
-function numberOption(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const x = Number(value);
-  if (value.trim() === "" || !Number.isFinite(x)) throw new InputError(`--${name} must be a number, got '${value}'`);
-  return x;
-}
 
 function integerOption(name: string, value: string | undefined, min: number): number | undefined {
   const x = numberOption(name, value);
@@ -127,7 +120,7 @@ export async function runTrain(argv: string[], out: Write, err: Write): Promise<
       momentum: { type: "string" }, beta1: { type: "string" }, beta2: { type: "string" }, eps: { type: "string" },
       "weight-decay": { type: "string" }, "batch-size": { type: "string" }, epochs: { type: "string" }, seed: { type: "string" },
       out: { type: "string" }, history: { type: "string" }, "save-data": { type: "string" }, json: { type: "boolean" },
-      cpu: { type: "boolean" }, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      ...BACKEND_ARGS, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
     strict: true,
     allowPositionals: true,
@@ -218,24 +211,14 @@ export async function runTrain(argv: string[], out: Write, err: Write): Promise<
     `${train.n} training${test ? ` and ${test.n} test` : ""} samples; ${optimizer} lr ${lr}, batch ${batchSize}, ${epochs} epochs`);
 
   // ---- training -----------------------------------------------------------------------------
-  let ctx: GpuContext | undefined;
-  if (!values.cpu) {
-    const { GpuContext } = await import("../gpu/context.ts");
-    ctx = await GpuContext.create();
-    log(`adapter: ${ctx.describe()}`);
-  }
-  let result: TrainModelResult;
-  try {
-    result = await trainModel({
+  const result: TrainModelResult = await withCliBackend(values, log, (backend) =>
+    trainModel({
       spec, data: train, test, loss, optimizer, lr, momentum,
       beta1, beta2, eps, batchSize, epochs, weightDecay, seed,
       theta: values.model ? loaded!.model.theta : undefined,
-      engine: values.cpu ? "cpu" : "gpu", ctx,
+      backend,
       onProgress: (r, total) => log(formatEpoch(r, total)),
-    });
-  } finally {
-    ctx?.destroy();
-  }
+    }));
 
   // ---- outputs ------------------------------------------------------------------------------
   const target: LoadedModel = {
@@ -286,8 +269,9 @@ export async function runTrain(argv: string[], out: Write, err: Write): Promise<
   return 0;
 }
 
+/** Five significant digits, trailing zeros dropped (Number(x.toPrecision(5)) as text). */
 function fmt(x: number): string {
-  return Number(x.toPrecision(5)).toString();
+  return formatNumber(x, { digits: 5, small: 0, large: Infinity });
 }
 
 function freshModel(spec: ModelSpec, format: "json" | "safetensors"): LoadedModel {

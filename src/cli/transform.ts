@@ -24,6 +24,7 @@ import {
   sharpenCount,
 } from "../transforms/constructions.ts";
 import { checkHiddenLayer, neuronScale, randomNeuronFactors } from "../transforms/neuronScale.ts";
+import { BACKEND_ARGS, BACKEND_HELP, withCliBackend } from "./engine.ts";
 import { formatNumber } from "./format.ts";
 import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
 
@@ -41,7 +42,7 @@ const OUTPUT = `Output:
   --json               print one JSON object instead of text
   --quiet              no progress on stderr
   -h, --help           this help`;
-const ENGINE = `  --cpu                use the float64 CPU reference engine instead of WebGPU
+const ENGINE = `${BACKEND_HELP}
   --seed N             seed of the Lanczos start vectors (default 0)
   --lanczos-steps S    Lanczos steps per eigenvalue estimate (default 42)`;
 
@@ -180,7 +181,7 @@ const OPTIONS = {
   model: { type: "string" }, out: { type: "string" }, activation: { type: "string" }, "negative-slope": { type: "string" },
   data: { type: "string" }, labels: { type: "string" }, loss: { type: "string" }, "label-column": { type: "string" },
   json: { type: "boolean" }, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
-  cpu: { type: "boolean" }, seed: { type: "string" }, "lanczos-steps": { type: "string" },
+  ...BACKEND_ARGS, seed: { type: "string" }, "lanczos-steps": { type: "string" },
   alphas: { type: "string" }, layer: { type: "string" }, factors: { type: "string" }, spread: { type: "string" },
   "min-top-eigenvalue": { type: "string" }, threshold: { type: "string" }, rank: { type: "string" }, "max-dense": { type: "string" },
   "max-top-eigenvalue": { type: "string" }, refine: { type: "string" }, measure: { type: "string" }, "log-volume-gain": { type: "string" },
@@ -191,10 +192,10 @@ const OPTIONS = {
 const ALLOWED: Record<Subcommand, string[]> = {
   alpha: ["alphas", "data", "labels", "loss", "label-column"],
   neuron: ["layer", "factors", "seed", "spread", "data", "labels", "loss", "label-column"],
-  sharpen: ["data", "labels", "loss", "label-column", "cpu", "seed", "lanczos-steps", "min-top-eigenvalue", "layer"],
-  "sharpen-count": ["data", "labels", "loss", "label-column", "cpu", "seed", "lanczos-steps", "threshold", "rank", "max-dense"],
-  flatten: ["data", "labels", "loss", "label-column", "cpu", "seed", "lanczos-steps", "max-top-eigenvalue", "refine", "measure", "log-volume-gain"],
-  "eps-construction": ["data", "labels", "loss", "label-column", "cpu", "seed", "epsilon", "layer", "shrink", "subspace-dim", "perturbation-out"],
+  sharpen: ["data", "labels", "loss", "label-column", "backend", "cpu", "seed", "lanczos-steps", "min-top-eigenvalue", "layer"],
+  "sharpen-count": ["data", "labels", "loss", "label-column", "backend", "cpu", "seed", "lanczos-steps", "threshold", "rank", "max-dense"],
+  flatten: ["data", "labels", "loss", "label-column", "backend", "cpu", "seed", "lanczos-steps", "max-top-eigenvalue", "refine", "measure", "log-volume-gain"],
+  "eps-construction": ["data", "labels", "loss", "label-column", "backend", "cpu", "seed", "epsilon", "layer", "shrink", "subspace-dim", "perturbation-out"],
 };
 const COMMON = ["model", "out", "activation", "negative-slope", "json", "quiet", "help"];
 
@@ -378,32 +379,23 @@ async function runExact(command: "alpha" | "neuron", values: Values, loaded: Loa
   return 0;
 }
 
-/** Runs `work` on the GPU engine, or on the float64 reference with --cpu. */
+/** Runs `work` on an objective over `data`, on the backend the options ask for (--backend, --cpu). */
 async function withObjective<T>(
-  cpu: boolean | undefined,
+  values: { backend?: string; cpu?: boolean },
   spec: ModelSpec,
   data: Dataset,
   loss: LossKind,
   say: (s: string) => void,
   work: <V>(objective: Objective<V>) => Promise<T>,
 ): Promise<T> {
-  if (cpu) return await work(new ReferenceObjective(spec, data, loss));
-  // Imported on demand: the GPU modules read WebGPU globals when loaded, and runTransform must also
-  // load (with --cpu) where there are none, e.g. under Node.
-  const { GpuContext } = await import("../gpu/context.ts");
-  const { GpuObjective } = await import("../gpu/objective.ts");
-  const ctx = await GpuContext.create();
-  say(`adapter: ${ctx.describe()}`);
-  try {
-    const gpu = await GpuObjective.create(ctx, spec, data, loss);
+  return await withCliBackend(values, say, async (backend) => {
+    const objective = await backend.objective(spec, data, loss);
     try {
-      return await work(gpu);
+      return await work(objective);
     } finally {
-      gpu.dispose();
+      objective.dispose();
     }
-  } finally {
-    ctx.destroy();
-  }
+  });
 }
 
 /** Drops the large vectors from a result for printing. */
@@ -453,7 +445,7 @@ async function runConstruction(command: Exclude<Subcommand, "alpha" | "neuron">,
     const shrink = parseNumber("shrink", values.shrink);
     run = (o) => epsilonSharpnessConstruction(o, theta, { epsilon, layer, subspaceDim, seed, shrink, onProgress: lanczos.onProgress });
   }
-  const { result, written, check } = await withObjective(values.cpu, spec, data, loss, say, async (objective) => {
+  const { result, written, check } = await withObjective(values, spec, data, loss, say, async (objective) => {
     const result = await run(objective);
     const written = asWritten(loaded, result.theta, values.out!);
     return { result, written, check: await checkOn(objective, theta, written.theta) };

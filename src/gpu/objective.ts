@@ -30,6 +30,7 @@ import { type Dispatch, DispatchBuilder, encodeDispatches, type Operand, reduceG
 import { BufferPool } from "./pool.ts";
 import { GpuVector, GpuVectorSpace } from "./vectors.ts";
 import { type DataChunk, uploadDataChunks } from "./dataChunks.ts";
+import { STORAGE_COPY } from "./usage.ts";
 
 export interface GpuObjectiveOptions {
   /** Samples per chunk (default: as many as fit, at most 4096). */
@@ -50,7 +51,7 @@ export interface GpuObjectiveOptions {
 }
 
 const LOSS_CODE: Record<LossKind, number> = { ce: 0, mse: 1, logistic: 2 };
-const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const STORAGE = STORAGE_COPY;
 
 type Chunk = DataChunk;
 

@@ -7,11 +7,12 @@ import { InputError } from "../errors.ts";
 import type { VectorSpace } from "../objective.ts";
 import type { GpuContext, Kernel } from "./context.ts";
 import { reduceGroups } from "./dispatch.ts";
+import { STORAGE_COPY } from "./usage.ts";
 
 /** Dots per readback in GpuVectorSpace.dots. */
 const DOTS_BATCH = 64;
 
-export const VECTOR_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+export const VECTOR_USAGE = STORAGE_COPY;
 
 export class GpuVector {
   version = 0;
@@ -68,6 +69,8 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
   }
 
   fromArray(values: ArrayLike<number>): GpuVector {
+    // Checked before allocating: a refused vector must not hold a pooled buffer.
+    if (values.length !== this.dim) throw new InputError(`vector has ${values.length} entries, the parameter space has ${this.dim}`);
     const v = this.allocate();
     this.write(v, values);
     return v;

@@ -33,6 +33,10 @@ export interface BatchLoss {
   readonly lossKind: LossKind;
   /** Parameter vectors evaluated so far (one per point). */
   readonly evaluated: number;
+  /** Batched evaluators (WebGPU): most points per data pass, samples per chunk, data passes so far. */
+  readonly maxBatch?: number;
+  readonly chunkRows?: number;
+  readonly passes?: number;
   /** L(theta_p) for every point p of the batch, in order. */
   losses(batch: PerturbationBatch): Promise<Float64Array>;
   dispose(): void;

@@ -91,8 +91,9 @@ export const DEFAULT_LANDSCAPE_BENCH: LandscapeBenchCase[] = [
 ];
 
 if (import.meta.main) {
-  const { GpuContext } = await import("../gpu/context.ts");
-  const ctx = await GpuContext.create();
+  const { openBackend } = await import("../backend/mod.ts");
+  const backend = await openBackend("webgpu");
+  const ctx = backend.gpu!;
   const json = Deno.args.includes("--json");
   if (!json) console.log(`adapter: ${ctx.describe()}`);
   const results: LandscapeBenchResult[] = [];
@@ -108,5 +109,5 @@ if (import.meta.main) {
     }
   }
   if (json) console.log(JSON.stringify({ adapter: ctx.describe(), results }));
-  ctx.destroy();
+  await backend.close();
 }

@@ -24,6 +24,7 @@ import { type Dispatch, DispatchBuilder, encodeDispatches, type Operand } from "
 import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, validateSpec } from "../model.ts";
 import { type BatchLoss, checkBatch, MAX_BASIS, type PerturbationBatch } from "./batchLoss.ts";
 import { type DataChunk, uploadDataChunks } from "../gpu/dataChunks.ts";
+import { STORAGE_COPY } from "../gpu/usage.ts";
 
 export interface GpuBatchLossOptions {
   /** Samples per chunk (default: min(N, 4096), less when a binding would not fit). */
@@ -36,7 +37,7 @@ export interface GpuBatchLossOptions {
 
 const LOSS_CODE: Record<LossKind, number> = { ce: 0, mse: 1, logistic: 2 };
 // A function, not a constant: importing this module must not need WebGPU's globals.
-const storage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const storage = () => STORAGE_COPY;
 const DEFAULT_BUDGET = 256 * 2 ** 20;
 
 type Chunk = DataChunk;

@@ -7,6 +7,7 @@
  *     (saddles resolved by the cell's mean) and a colour bar; a log10 colour scale is used when
  *     the values span more than two decades (edges of a landscape often explode).
  */
+import { escapeXml, formatNumber } from "../format.ts";
 import type { LandscapeSlice } from "./slice.ts";
 
 export interface PlotLabels {
@@ -20,15 +21,9 @@ const W = 720;
 const H = 480;
 const M = { left: 78, right: 30, top: 46, bottom: 62 };
 
-function esc(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-}
-
+/** A tick label: 4 significant digits, or 3 in exponent form outside [1e-3, 1e4). */
 function fmt(x: number): string {
-  if (x === 0) return "0";
-  const a = Math.abs(x);
-  if (a >= 1e4 || a < 1e-3) return x.toExponential(2);
-  return Number(x.toPrecision(4)).toString();
+  return formatNumber(x, { expDigits: 3, large: 1e4 });
 }
 
 /** About `count` round tick values covering [lo, hi]. */
@@ -46,7 +41,7 @@ function svgOpen(title: string): string[] {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15">${esc(title)}</text>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
   ];
 }
 
@@ -95,10 +90,10 @@ export function lineSvg(slice: LandscapeSlice, labels: PlotLabels): string {
   series.forEach((s, i) => {
     const ly = M.top + 4 + 18 * i;
     out.push(`<line x1="${M.left + 12}" x2="${M.left + 42}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`);
-    out.push(`<text x="${M.left + 48}" y="${ly + 4}">${esc(s.name)}</text>`);
+    out.push(`<text x="${M.left + 48}" y="${ly + 4}">${escapeXml(s.name)}</text>`);
   });
-  out.push(`<text x="${M.left + pw / 2}" y="${H - 18}" text-anchor="middle">${esc(labels.x)}</text>`);
-  out.push(`<text transform="translate(20 ${top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(labels.y ?? "loss")}</text>`);
+  out.push(`<text x="${M.left + pw / 2}" y="${H - 18}" text-anchor="middle">${escapeXml(labels.x)}</text>`);
+  out.push(`<text transform="translate(20 ${top + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(labels.y ?? "loss")}</text>`);
   out.push("</svg>");
   return out.join("\n") + "\n";
 }
@@ -210,8 +205,8 @@ export function contourSvg(slice: LandscapeSlice, labels: PlotLabels, levels = 1
     out.push(`<line x1="${M.left - 5}" x2="${M.left}" y1="${yOf(t).toFixed(2)}" y2="${yOf(t).toFixed(2)}" stroke="black"/>`);
     out.push(`<text x="${M.left - 8}" y="${(yOf(t) + 4).toFixed(2)}" text-anchor="end">${fmt(t)}</text>`);
   }
-  out.push(`<text x="${M.left + pw / 2}" y="${H - 18}" text-anchor="middle">${esc(labels.x)}</text>`);
-  out.push(`<text transform="translate(20 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(labels.y ?? "b")}</text>`);
+  out.push(`<text x="${M.left + pw / 2}" y="${H - 18}" text-anchor="middle">${escapeXml(labels.x)}</text>`);
+  out.push(`<text transform="translate(20 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(labels.y ?? "b")}</text>`);
   // Colour bar.
   const bx = M.left + pw + 24;
   const steps = 64;

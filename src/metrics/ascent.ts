@@ -32,7 +32,7 @@
 import { InputError } from "../errors.ts";
 import type { Objective, VectorSpace } from "../objective.ts";
 import { Rng } from "../random.ts";
-import { HostVectorSpace } from "../reference/engine.ts";
+import { HostVectorSpace } from "../hostVectorSpace.ts";
 import type { Progress } from "./cost.ts";
 
 export type BallNorm = "l2" | "linf";

@@ -7,7 +7,7 @@
  */
 import { InputError } from "../errors.ts";
 import type { Objective, VectorSpace } from "../objective.ts";
-import { HostVectorSpace } from "../reference/engine.ts";
+import { HostVectorSpace } from "../hostVectorSpace.ts";
 import type { ModelSpec } from "../model.ts";
 import { parameterLayout } from "../model.ts";
 

@@ -24,6 +24,7 @@ import { inputGradientNorms, layerGradientNorms } from "./sensitivity.ts";
 import { adaptiveSharpness, epsilonSharpness, mSharpness, samSharpness, volumeFlatness } from "./sharpness.ts";
 import { lanczosEigenpairs, powerIteration } from "./spectrum.ts";
 import { hessianDiagonal, hutchinsonTrace, hutchPlusPlusTrace, squaredFrobeniusNorm } from "./trace.ts";
+import type { Backend } from "../backend/types.ts";
 
 /** Metric names accepted by --metrics, with the report key each one fills and a one-line description. */
 export const METRICS = {
@@ -87,8 +88,11 @@ export interface MeasureOptions {
   m?: number;
   /** Keskar subspace dimension (default 100, capped at n). */
   subspaceDim?: number;
-  /** Builds the objective of a data subset (m-sharpness); without it m-sharpness is refused. */
-  subsetObjective?: (data: Dataset) => Promise<Objective<unknown>>;
+  /**
+   * The backend the objective runs on: m-sharpness builds one objective per data subset on it
+   * (objective.spec and objective.lossKind over the subset); without it m-sharpness is refused.
+   */
+  backend?: Pick<Backend, "objective">;
   onProgress?: (metric: string, fraction: number, message: string) => void;
 }
 
@@ -284,8 +288,9 @@ export async function measureMetrics<V>(
       report.samSharpness = await samSharpness(objective, theta, { rho: samRho, onProgress: progress("sam") });
     }
     if (wanted.has("m-sharpness")) {
-      const make = options.subsetObjective;
-      if (!make) throw new InputError("m-sharpness needs a way to build per-subset objectives (subsetObjective)");
+      const backend = options.backend;
+      if (!backend) throw new InputError("m-sharpness builds an objective per data subset: give measureMetrics the backend (options.backend)");
+      const make = (subset: Dataset) => backend.objective(spec, subset, objective.lossKind);
       const m = Math.min(positiveInt("m", options.m, 128), objective.sampleCount);
       report.mSharpness = await mSharpness(
         (indices) => make(subsetDataset(data, indices)) as Promise<Objective<unknown>>,

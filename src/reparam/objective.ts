@@ -27,7 +27,7 @@ import type { LossKind, ModelSpec } from "../model.ts";
 import type { Objective } from "../objective.ts";
 import { zeroCounters } from "../objective.ts";
 import { type SymmetricOperator, hessianOperator } from "../metrics/operator.ts";
-import { HostVectorSpace } from "../reference/engine.ts";
+import { HostVectorSpace } from "../hostVectorSpace.ts";
 import { type Reparametrization, checkVector } from "./reparametrization.ts";
 
 export interface HvpTerms {

@@ -16,7 +16,7 @@ import { type Objective, withVectors } from "../objective.ts";
 import { accuracy } from "../train/evaluate.ts";
 import { trainModel } from "../train/trainModel.ts";
 import { sharpen } from "../transforms/sharpen.ts";
-import { type Claim, fmt, relativeDifference, withObjective } from "./context.ts";
+import { type Claim, fmt, relativeDifference, withObjective, isF32 } from "./context.ts";
 
 interface Measured {
   topEigenvalue: number;
@@ -52,8 +52,7 @@ export const keskarExperiment: Claim = {
         batchSize: r.batchSize,
         epochs,
         seed: ctx.seed + 153,
-        engine: ctx.training.engine,
-        ctx: ctx.training.gpu,
+        backend: ctx.backend,
       });
       trained.push({ ...r, theta: t.theta, trainLoss: t.finalTrainLoss });
     }
@@ -93,7 +92,7 @@ export const keskarExperiment: Claim = {
         `(flatter = ${name(flatter)}, which ${flatGeneralizesBetter ? "does" : "does not"} generalize at least as well); ` +
         `after T_alpha the ${name(flatter)} model: lambda_max ${fmt(after.topEigenvalue)}, eps-sharpness ${fmt(after.epsilonSharpness)}, test accuracy ${fmt(after.testAccuracy)}`,
       expected: "after T_alpha the flatter model is the sharper one by both measures, test accuracy identical (test outputs equal to f32 rounding)",
-      pass: flipped && accuracyKept && outputsMoved <= (ctx.engine === "gpu" ? 1e-5 : 1e-10),
+      pass: flipped && accuracyKept && outputsMoved <= (isF32(ctx) ? 1e-5 : 1e-10),
       details: {
         data: `${mixture.description}; ${split.train.n} train / ${split.test.n} test`,
         model: "[8, 32, 32, 3] ReLU, SGD momentum 0.9, lr 0.05",

@@ -14,7 +14,7 @@ import { topEigenvalue as lanczosTop } from "../transforms/constructionSupport.t
 import { epsilonSharpnessConstruction } from "../transforms/epsilonConstruction.ts";
 import { sharpen, sharpenCount } from "../transforms/sharpen.ts";
 import type { PlotSpec } from "./html.ts";
-import { type Claim, endAlphas, fmt, teacherProblem, teacherSpec, withObjective } from "./context.ts";
+import { type Claim, endAlphas, fmt, teacherProblem, teacherSpec, withObjective, isF32 } from "./context.ts";
 
 /** lambda_max(H) at a host theta: the constructions' Lanczos estimate (tol 1e-6). */
 function topEigenvalue(f: Objective<unknown>, theta: Float64Array, seed: number): Promise<number> {
@@ -44,7 +44,7 @@ export const sharpenTheorem4: Claim = {
       }
       return { rows, sweep, k };
     });
-    const tol = ctx.engine === "gpu" ? 1e-5 : 1e-10;
+    const tol = isF32(ctx) ? 1e-5 : 1e-10;
     const pass = r.rows.every((x) => x.topEigenvalue >= x.target && x.relativeOutputDifference <= tol);
     const plots: PlotSpec[] = [{
       id: "eigenvalue-alpha",
@@ -127,7 +127,7 @@ export const sharpenTheorem5: Claim = {
     const p = await teacherProblem(mlpSpec([3, 6, 6, 2], { bias: false }), 48, ctx.seed + 71);
     const M = 1e3;
     const r = await withObjective(ctx, p.spec, p.data, "mse", [], (f) => sharpenCount(f, p.theta, { threshold: M, seed: ctx.seed }));
-    const tol = ctx.engine === "gpu" ? 1e-5 : 1e-10;
+    const tol = isF32(ctx) ? 1e-5 : 1e-10;
     return {
       measured: `${r.countAbove} eigenvalues above ${fmt(M)} (was ${r.originalCountAbove}); r = ${r.rank}, min_k n_k = ${r.unamplified}, guaranteed ${r.guaranteedCount}; outputs ${fmt(r.functionCheck.relativeDifference)}`,
       expected: `>= r - min_k n_k = ${r.guaranteedCount}, outputs equal to ${tol}`,

@@ -15,7 +15,7 @@ import { powerFamily } from "../reparam/powerFamily.ts";
 import { radialRankingFlip } from "../reparam/rankingFlip.ts";
 import { WeightNormalization } from "../reparam/weightNorm.ts";
 import { neuronScale, randomNeuronFactors } from "../transforms/neuronScale.ts";
-import { type Claim, fmt, normwiseDifference, teacherProblem, teacherSpec, withObjective } from "./context.ts";
+import { type Claim, fmt, normwiseDifference, teacherProblem, teacherSpec, withObjective, isF32 } from "./context.ts";
 
 export const weightNormalization: Claim = {
   id: 11,
@@ -44,7 +44,7 @@ export const weightNormalization: Claim = {
     const at1 = rows[1].topEigenvalue;
     const worst = Math.max(...rows.map((r) => Math.abs(r.topEigenvalue * r.alpha * r.alpha / at1 - 1)));
     const thetaMoved = Math.max(...rows.map((r) => r.thetaDifference));
-    const tol = ctx.engine === "gpu" ? 1e-3 : 1e-6;
+    const tol = isF32(ctx) ? 1e-3 : 1e-6;
     return {
       measured: `top eigenvalue of the v-block ${rows.map((r) => `${fmt(r.topEigenvalue, 4)} (alpha ${r.alpha})`).join(", ")}; alpha^2 lambda constant to ${fmt(worst)}; theta moved ${fmt(thetaMoved)}`,
       expected: `lambda(alpha v) = lambda(v) / alpha^2 to ${tol}, theta = Phi(eta) unchanged`,
@@ -85,7 +85,7 @@ export const criticalPoint: Claim = {
         f.dispose();
       }
     });
-    const tol = ctx.engine === "gpu" ? 1e-4 : 1e-8;
+    const tol = isF32(ctx) ? 1e-4 : 1e-8;
     return {
       measured: `||(sum_i g_i hess Phi_i) v|| / ||J^T H J v|| = ${fmt(r.atMinimum)} at the minimum, ${fmt(r.away)} away from it`,
       expected: `<= ${tol} at the minimum (gradient 0), not small elsewhere (> 1e-2)`,
@@ -160,12 +160,11 @@ export const invariantMeasures: Claim = {
     const rng = new Rng(ctx.seed + 162);
     const theta = p.theta.map((t) => t + 0.2 * rng.normal()); // off the minimum: sharpness values not 0
     const metrics: MetricName[] = ["adaptive", "fisher-rao", "path-norm", "normalized-sharpness", "relative-flatness", "spectrum"];
-    const make = (spec: typeof p.spec, data: typeof p.data) => ctx.make(spec, data, "mse");
-    const report = await audit({ spec: p.spec, theta, data: p.data, loss: "mse" }, make, {
+    const report = await audit({ spec: p.spec, theta, data: p.data, loss: "mse" }, ctx.backend, {
       transforms: ["alpha", "neuron"],
       metrics,
       seed: ctx.seed,
-      tolerance: ctx.engine === "gpu" ? 1e-3 : 1e-6,
+      tolerance: isF32(ctx) ? 1e-3 : 1e-6,
       measure: { topK: 1 },
     });
     // Relative flatness is per layer (Petzka et al.): rescaling the units of hidden layer 0 keeps
@@ -178,7 +177,7 @@ export const invariantMeasures: Claim = {
     const rows = report.transforms.flatMap((t) => t.metrics.map((m) => ({ transform: t.transform, metric: m.metric, before: m.before, after: m.after, ratio: m.ratio, verdict: m.verdict })));
     const invariantOk = rows.filter((r) => r.metric !== "spectrum" && !(r.transform === "neuron" && r.metric === "relative-flatness")).every((r) => r.verdict === "invariant");
     const spectrumMoved = rows.filter((r) => r.metric === "spectrum").every((r) => r.verdict === "moved");
-    const kappaOk = Math.abs(kappa0.after - kappa0.before) <= (ctx.engine === "gpu" ? 1e-3 : 1e-6) * Math.abs(kappa0.before);
+    const kappaOk = Math.abs(kappa0.after - kappa0.before) <= (isF32(ctx) ? 1e-3 : 1e-6) * Math.abs(kappa0.before);
     return {
       measured: rows.filter((r) => r.metric !== "spectrum").map((r) => `${r.transform} ${r.metric} x${fmt(r.ratio ?? NaN, 5)}`).join(", ") +
         `; relative flatness of the rescaled layer x${fmt(kappa0.after / kappa0.before, 5)}; top eigenvalue moved (control)`,

@@ -23,8 +23,7 @@ import {
   relativeDifference,
   teacherProblem,
   teacherSpec,
-  withObjective,
-} from "./context.ts";
+  withObjective, isF32 } from "./context.ts";
 
 export const observationalEquivalence: Claim = {
   id: 1,
@@ -61,10 +60,10 @@ export const observationalEquivalence: Claim = {
       rows.push({ depth, layers: p.spec.layers.length, alphas, relativeOutputDifference: r.difference });
     }
     const worst = Math.max(...rows.map((r) => r.relativeOutputDifference));
-    const tol = ctx.engine === "gpu" ? 1e-5 : 1e-12;
+    const tol = isF32(ctx) ? 1e-5 : 1e-12;
     return {
       measured: `max relative output difference ${fmt(worst)} (1 hidden layer: ${fmt(rows[0].relativeOutputDifference)}, 4 layers: ${fmt(rows[1].relativeOutputDifference)})`,
-      expected: `<= ${tol} (${ctx.engine === "gpu" ? "f32" : "float64"} rounding)`,
+      expected: `<= ${tol} (${isF32(ctx) ? "f32" : "float64"} rounding)`,
       pass: worst <= tol,
       details: { nets: rows, lossAlongOrbit: loss },
       plots: [{
@@ -149,7 +148,7 @@ export const notLipschitz: Claim = {
     const base = norms[0].firstLayerWeight;
     const worst = Math.max(...norms.map((n) => Math.abs(n.alpha * n.firstLayerWeight - base) / base));
     const growth = norms.at(-1)!.norm / norms[0].norm;
-    const tol = ctx.engine === "gpu" ? 1e-3 : 1e-9;
+    const tol = isF32(ctx) ? 1e-3 : 1e-9;
     return {
       measured: `||grad L|| grows ${fmt(growth)}x from alpha_1 = 1 to 1e-4; alpha_1 ||grad_W1 L|| constant to ${fmt(worst)}`,
       expected: `growth >= 1e3 and ||grad_W1 L|| proportional to 1/alpha_1 (to ${tol})`,

@@ -7,7 +7,8 @@
  * with no training needed.
  */
 import type { Dataset } from "../data.ts";
-import type { GpuContext } from "../gpu/context.ts";
+import type { Backend } from "../backend/types.ts";
+import { formatNumber } from "../format.ts";
 import { initParameters } from "../init.ts";
 import { type LossKind, type ModelSpec, mlpSpec } from "../model.ts";
 import { type Objective, withVectors } from "../objective.ts";
@@ -16,17 +17,17 @@ import { ReferenceObjective } from "../reference/engine.ts";
 import { compareOutputs } from "../transforms/constructionSupport.ts";
 import type { ClaimRecord, PlotSpec } from "./html.ts";
 
-export type MakeObjective = (spec: ModelSpec, data: Dataset, loss: LossKind) => Promise<Objective<unknown>>;
-
 export interface ReproduceContext {
-  make: MakeObjective;
+  /** Where every objective is built and claim 15 trains (src/backend/); its precision sets the tolerances. */
+  backend: Backend;
   seed: number;
   quick: boolean;
-  /** "gpu" or "cpu": tolerances are f32's on the GPU. */
-  engine: "gpu" | "cpu";
   progress: (message: string) => void;
-  /** Where training runs (claim 15): the same engine, on the same GPU context. */
-  training: { engine: "gpu" | "cpu"; gpu?: GpuContext };
+}
+
+/** True on an f32 backend: identities are checked to f32 rounding. */
+export function isF32(ctx: ReproduceContext): boolean {
+  return ctx.backend.precision === "f32";
 }
 
 /** What a claim returns; the runner adds id, claim text and timing. */
@@ -48,7 +49,7 @@ export type { ClaimRecord };
 
 /** Relative tolerance for identities that hold exactly in real arithmetic. */
 export function identityTolerance(ctx: ReproduceContext): number {
-  return ctx.engine === "gpu" ? 1e-4 : 1e-9;
+  return isF32(ctx) ? 1e-4 : 1e-9;
 }
 
 /** Data x ~ N(0, I) (f32) with targets the outputs of `theta` on it: theta is an exact minimum of the mse. */
@@ -76,7 +77,7 @@ export async function withObjective<T>(
   hosts: Float64Array[],
   work: (objective: Objective<unknown>, vs: unknown[]) => Promise<T>,
 ): Promise<T> {
-  const objective = await ctx.make(spec, data, loss);
+  const objective = await ctx.backend.objective(spec, data, loss);
   try {
     return await withVectors(objective, hosts, (vs) => work(objective, vs));
   } finally {
@@ -101,10 +102,9 @@ export function normwiseDifference(a: ArrayLike<number>, b: ArrayLike<number>): 
   return s > 0 ? Math.sqrt(d / s) : Math.sqrt(d);
 }
 
+/** A number in a claim's measured text: `digits` significant digits, exponent form outside [1e-3, 1e5). */
 export function fmt(x: number, digits = 3): string {
-  if (!Number.isFinite(x)) return String(x);
-  const a = Math.abs(x);
-  return a !== 0 && (a < 1e-3 || a >= 1e5) ? x.toExponential(digits - 1) : Number(x.toPrecision(digits)).toString();
+  return formatNumber(x, { digits });
 }
 
 /** Seeded alphas with product 1 (log-uniform in [1/spread, spread], the last one compensating). */

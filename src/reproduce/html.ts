@@ -7,22 +7,10 @@
  * claims pass"), a summary table linking to one section per claim, each with its measured and
  * expected text, its error if any, its plots and its details as a compact key/value table.
  */
-import { escapeXml, svgPlot } from "./svgPlot.ts";
+import { escapeXml, formatDuration, formatNumber as format, REPORT_FORMAT } from "../format.ts";
+import { type PlotSpec, svgPlot } from "./svgPlot.ts";
 
-/** One plotted series; `x` and `y` are paired by index. */
-export interface PlotSeries { name: string; x: number[]; y: number[]; /** draw points only (no line) */ points?: boolean }
-
-/** One plot of a claim. */
-export interface PlotSpec {
-  id: string; title: string; xLabel: string; yLabel: string;
-  /** log10 axes (non-positive values are skipped, with a note under the plot) */
-  xLog?: boolean; yLog?: boolean;
-  /** bar: x are category indices, `categories` names them */
-  kind?: "line" | "bar";
-  categories?: string[];
-  series: PlotSeries[];
-  caption?: string;
-}
+export type { PlotSeries, PlotSpec } from "./svgPlot.ts";
 
 /** The outcome of checking one claim of the paper. */
 export interface ClaimRecord {
@@ -36,28 +24,9 @@ export interface ReproduceRecord {
   wallMs: number; claims: ClaimRecord[];
 }
 
-/** A number to 4 significant digits (integers exact below 10^15; exponent form when tiny or huge). */
+/** A number to 4 significant digits (integers exact below 10^15; exponent form when tiny or huge): {@link REPORT_FORMAT}. */
 export function formatNumber(v: number): string {
-  if (Number.isNaN(v)) return "NaN";
-  if (!Number.isFinite(v)) return v > 0 ? "∞" : "−∞";
-  if (Number.isInteger(v) && Math.abs(v) < 1e15) return String(v);
-  const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e6)) {
-    const [m, e] = v.toExponential(3).split("e");
-    return `${m.replace(/\.?0+$/, "")}e${e.replace("+", "")}`;
-  }
-  return String(Number(v.toPrecision(4)));
-}
-
-/** A duration for people: "850 ms", "12.3 s", "4 min 05 s". */
-export function formatDuration(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0) return "–";
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${s < 10 ? s.toFixed(2) : s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  const rest = Math.round(s - 60 * m);
-  return rest === 60 ? `${m + 1} min 00 s` : `${m} min ${String(rest).padStart(2, "0")} s`;
+  return format(v, REPORT_FORMAT);
 }
 
 /** Long arrays in details are shortened to their first entries and a count. */

@@ -8,7 +8,22 @@
  * sensible domain; every coordinate written is finite (no "NaN" ever reaches the SVG); every piece
  * of text is XML-escaped.
  */
-import type { PlotSeries, PlotSpec } from "./html.ts";
+import { escapeXml, formatNumber, formatTick, REPORT_FORMAT } from "../format.ts";
+
+/** One plotted series; `x` and `y` are paired by index. */
+export interface PlotSeries { name: string; x: number[]; y: number[]; /** draw points only (no line) */ points?: boolean }
+
+/** One plot (of a claim, in the report). */
+export interface PlotSpec {
+  id: string; title: string; xLabel: string; yLabel: string;
+  /** log10 axes (non-positive values are skipped, with a note under the plot) */
+  xLog?: boolean; yLog?: boolean;
+  /** bar: x are category indices, `categories` names them */
+  kind?: "line" | "bar";
+  categories?: string[];
+  series: PlotSeries[];
+  caption?: string;
+}
 
 /**
  * Okabe & Ito's colour-blind-safe palette, reordered for a white background (the yellow, which is
@@ -24,11 +39,6 @@ const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', Arial
 const FONT_SIZE = 13;
 /** Above this many points a line series is drawn without markers (a marker per point would blur). */
 const MARKER_LIMIT = 150;
-
-/** Escapes text for XML content and attribute values. */
-export function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;" })[c]!);
-}
 
 /**
  * The map from data to pixels: `domain` [d0, d1] onto `range` [r0, r1], linearly or in log10
@@ -108,19 +118,6 @@ function decadeLabel(k: number, plain: boolean): string {
   return "10" + String(k).split("").map((c) => SUPERSCRIPT[c]).join("");
 }
 
-/** A linear tick label with as many digits as the step needs; exponent form for huge or tiny ticks. */
-export function formatTick(v: number, step: number): string {
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  const stepExp = Math.floor(Math.log10(step) + 1e-9);
-  let s: string;
-  if (a >= 1e5 || a < 1e-3) {
-    const digits = Math.min(6, Math.max(0, Math.floor(Math.log10(a) + 1e-9) - stepExp));
-    s = v.toExponential(digits).replace("e+", "e");
-  } else s = v.toFixed(Math.min(20, Math.max(0, -stepExp)));
-  return s.replace(/^-/, "−");
-}
-
 /** Estimated text width in pixels (no layout engine here; good enough for margins and legends). */
 function textWidth(s: string, size = FONT_SIZE): number {
   return s.length * size * 0.58;
@@ -153,11 +150,9 @@ function n(v: number): string {
   return String(Math.round(v * 100) / 100 + 0);
 }
 
-/** A number for a tooltip: 4 significant digits. */
+/** A number for a tooltip: 4 significant digits, as in the report's tables but with JavaScript's exponent form ("1.235e+6"). */
 function tip(v: number): string {
-  if (Number.isInteger(v) && Math.abs(v) < 1e15) return String(v);
-  const a = Math.abs(v);
-  return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(Number(v.toPrecision(4)));
+  return formatNumber(v, { ...REPORT_FORMAT, pretty: false });
 }
 
 /** The path of a marker of `shape` centred on (x, y), of about radius r. */

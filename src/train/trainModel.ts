@@ -8,11 +8,11 @@
 import { type Dataset, validateDataset } from "../data.ts";
 import { deriveSeed } from "../datasets.ts";
 import { InputError } from "../errors.ts";
-import type { GpuContext } from "../gpu/context.ts";
 import { initParameters } from "../init.ts";
 import { type LossKind, type ModelSpec, parameterLayout, validateSpec } from "../model.ts";
 import type { Objective } from "../objective.ts";
-import { cpuEngine, type TrainingEngine } from "./engines.ts";
+import { type BackendChoice, withBackend } from "../backend/open.ts";
+import type { TrainingEngine } from "./engines.ts";
 import { type OptimizerKind, resolveOptimizerConfig } from "./optimizers.ts";
 import { type EpochRecord, type Snapshot, trainLoop } from "./trainer.ts";
 
@@ -42,10 +42,11 @@ export interface TrainModelOptions {
   seed: number;
   /** Initial parameters (default initParameters(spec, seed): He-normal weights, N(0, 0.1²) biases). */
   theta?: Float64Array;
-  /** "gpu" (default), "cpu" (float64 reference), or an engine. */
-  engine?: "gpu" | "cpu" | TrainingEngine<unknown>;
-  /** For engine "gpu": the context to use (default: one created for this call and destroyed after). */
-  ctx?: GpuContext;
+  /**
+   * Where to train: a Backend (src/backend/) or any TrainingEngine, used as given and left open; or
+   * a backend name ("webgpu", "cpu", "auto": the default), opened for this call and closed after.
+   */
+  backend?: TrainingEngine<unknown> | BackendChoice;
   /** Called after each epoch. */
   onProgress?: (record: EpochRecord, epochs: number) => void;
 }
@@ -95,30 +96,9 @@ export async function trainModel(options: TrainModelOptions): Promise<TrainModel
   if (theta0.length !== dim) throw new InputError(`the initial parameters have ${theta0.length} entries, the model has ${dim}`);
   const batchSize = Math.min(options.batchSize, data.n);
 
-  const engineOption = options.engine ?? "gpu";
-  let ctx: GpuContext | null = null;
-  let engine: TrainingEngine<unknown>;
-  if (engineOption === "cpu") {
-    engine = cpuEngine() as TrainingEngine<unknown>;
-  } else if (engineOption === "gpu") {
-    // Imported here, not at the top: the GPU modules touch WebGPU globals when loaded.
-    const { gpuEngine } = await import("./gpuEngine.ts");
-    if (options.ctx) {
-      ctx = options.ctx;
-    } else {
-      const { GpuContext } = await import("../gpu/context.ts");
-      ctx = await GpuContext.create();
-    }
-    engine = gpuEngine(ctx) as TrainingEngine<unknown>;
-  } else {
-    engine = engineOption;
-  }
-  const ownsContext = engineOption === "gpu" && !options.ctx;
-  try {
-    return await run(engine, theta0, batchSize, optimizer, options, t0);
-  } finally {
-    if (ownsContext) ctx!.destroy();
-  }
+  const choice = options.backend ?? "auto";
+  if (typeof choice !== "string") return await run(choice, theta0, batchSize, optimizer, options, t0);
+  return await withBackend(choice, (backend) => run(backend, theta0, batchSize, optimizer, options, t0));
 }
 
 async function run<V>(

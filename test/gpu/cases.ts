@@ -285,7 +285,9 @@ export const engineCases: GpuCase[] = [
         const theta = s.fromArray(c.theta);
         const gone = s.zeros();
         s.dispose(gone);
-        await expectThrows("disposed", /already disposed/, "InputError", () => gpu.hvp(theta, gone, s.zeros()));
+        const out = s.zeros();
+        await expectThrows("disposed", /already disposed/, "InputError", () => gpu.hvp(theta, gone, out));
+        s.dispose(out);
         await expectThrows("aliasing", /different vector from theta/, "InputError", () => gpu.gradient(theta, theta));
         s.write(theta, c.theta.map(() => 1e30));
         await expectThrows("overflowing theta", /loss is not finite/, "InputError", () => gpu.loss(theta));

@@ -4,6 +4,7 @@
  * runs against the CPU twin, determinism by seed, and learning on the built-in datasets. Sizes are
  * kept small for software WebGPU.
  */
+import { openBackend } from "../../src/backend/mod.ts";
 import { gaussianMixture, splitDataset, twoSpirals } from "../../src/datasets.ts";
 import type { GpuContext } from "../../src/gpu/context.ts";
 import { GpuObjective } from "../../src/gpu/objective.ts";
@@ -131,8 +132,8 @@ export const trainCases: GpuCase[] = [
           spec: c.spec, data: c.data, loss: "ce" as const, optimizer, lr, momentum: optimizer === "sgd" ? 0.9 : undefined,
           weightDecay: 0.01, batchSize: 8, epochs: 2, seed: 4, theta: c.theta,
         };
-        const gpu = await trainModel({ ...options, engine: "gpu", ctx });
-        const cpu = await trainModel({ ...options, engine: "cpu" });
+        const gpu = await trainModel({ ...options, backend: await openBackend("webgpu", { context: ctx }) });
+        const cpu = await trainModel({ ...options, backend: "cpu" });
         check(gpu.steps === 8 && cpu.steps === 8, `${optimizer}: ${gpu.steps} GPU and ${cpu.steps} CPU steps, expected 2 epochs x 4 batches`);
         assertClose(`${optimizer}: theta after 8 steps`, gpu.theta, cpu.theta, 1e-4, 1e-6);
         gpu.history.forEach((h, i) => {
@@ -147,7 +148,7 @@ export const trainCases: GpuCase[] = [
     async run(ctx) {
       const ds = twoSpirals({ samples: 120, seed: 2 });
       const spec = mlpSpec([2, 16, 2]);
-      const run = (seed: number) => trainModel({ spec, data: ds.data, loss: "ce", optimizer: "adam", lr: 0.01, batchSize: 16, epochs: 3, seed, engine: "gpu", ctx });
+      const run = async (seed: number) => trainModel({ spec, data: ds.data, loss: "ce", optimizer: "adam", lr: 0.01, batchSize: 16, epochs: 3, seed, backend: await openBackend("webgpu", { context: ctx }) });
       const a = await run(7);
       const b = await run(7);
       const other = await run(8);
@@ -163,7 +164,7 @@ export const trainCases: GpuCase[] = [
       const { train, test } = splitDataset(mix.data, 0.5, 1);
       const before = ctx.pool.counters;
       for (const optimizer of ["sgd", "adam"] as const) {
-        await trainModel({ spec: mlpSpec([3, 5, 2]), data: train, test, loss: "ce", optimizer, lr: 0.01, batchSize: 7, epochs: 2, seed: 1, engine: "gpu", ctx });
+        await trainModel({ spec: mlpSpec([3, 5, 2]), data: train, test, loss: "ce", optimizer, lr: 0.01, batchSize: 7, epochs: 2, seed: 1, backend: await openBackend("webgpu", { context: ctx }) });
       }
       const after = ctx.pool.counters;
       check(after.inUse === before.inUse && after.bytesInUse === before.bytesInUse, `pool in use ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
@@ -174,11 +175,11 @@ export const trainCases: GpuCase[] = [
     async run(ctx) {
       const mix = gaussianMixture({ samples: 400, classes: 3, dims: 4, separation: 6, noise: 1, seed: 1 });
       const { train, test } = splitDataset(mix.data, 0.25, 2);
-      const r = await trainModel({ spec: mlpSpec([4, 16, 3]), data: train, test, loss: "ce", optimizer: "sgd", lr: 0.05, momentum: 0.9, batchSize: 32, epochs: 5, seed: 1, engine: "gpu", ctx });
+      const r = await trainModel({ spec: mlpSpec([4, 16, 3]), data: train, test, loss: "ce", optimizer: "sgd", lr: 0.05, momentum: 0.9, batchSize: 32, epochs: 5, seed: 1, backend: await openBackend("webgpu", { context: ctx }) });
       check(r.finalTestAccuracy! > 0.95, `mixture test accuracy ${r.finalTestAccuracy}`);
       check(r.finalTrainLoss < 0.5 * r.initial.trainLoss, `mixture loss ${r.initial.trainLoss} -> ${r.finalTrainLoss}`);
       const spirals = twoSpirals({ samples: 200, seed: 3 });
-      const s = await trainModel({ spec: mlpSpec([2, 32, 32, 2]), data: spirals.data, loss: "ce", optimizer: "adam", lr: 0.01, batchSize: 32, epochs: 8, seed: 3, engine: "gpu", ctx });
+      const s = await trainModel({ spec: mlpSpec([2, 32, 32, 2]), data: spirals.data, loss: "ce", optimizer: "adam", lr: 0.01, batchSize: 32, epochs: 8, seed: 3, backend: await openBackend("webgpu", { context: ctx }) });
       check(s.finalTrainLoss < 0.8 * s.initial.trainLoss, `spirals loss ${s.initial.trainLoss} -> ${s.finalTrainLoss}`);
       check(s.history.length === 8 && s.history.every((h) => h.trainAccuracy !== undefined && h.testLoss === undefined), "history entries");
     },

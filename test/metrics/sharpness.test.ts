@@ -9,7 +9,8 @@ import type { Dataset } from "../../src/data.ts";
 import { mlpSpec, parameterLayout, type ModelSpec } from "../../src/model.ts";
 import { type Objective, zeroCounters } from "../../src/objective.ts";
 import { Rng } from "../../src/random.ts";
-import { HostVectorSpace, ReferenceObjective } from "../../src/reference/engine.ts";
+import { HostVectorSpace } from "../../src/hostVectorSpace.ts";
+import { ReferenceObjective } from "../../src/reference/engine.ts";
 import { alphaScale } from "../../src/transforms/alphaScale.ts";
 import { apgdCheckpoints } from "../../src/metrics/ascent.ts";
 import {
