@@ -1,2 +1,3 @@
 export function generateShaderModule(): string;
 export function bundleBrowser(): Promise<void>;
+export function bundleLibrary(): Promise<void>;

@@ -1,9 +1,8 @@
 /** Loading a model and a dataset from the files named on the command line. */
 import type { Dataset } from "../data.ts";
 import { InputError } from "../errors.ts";
-import { datasetFromBytes } from "../io/dataset.ts";
-import { readFileBytes } from "../io/files.ts";
-import { type LoadedModel, readModel } from "../io/modelFile.ts";
+import { loadDatasetFiles, loadModelFile } from "../io/load.ts";
+import type { LoadedModel } from "../io/modelFile.ts";
 import { type Activation, type LossKind, LOSS_KINDS } from "../model.ts";
 
 export function parseLoss(value: string | undefined): LossKind {
@@ -26,7 +25,7 @@ export function parseActivation(name: string | undefined, slope: string | undefi
 
 export async function loadModel(path: string | undefined, activation?: Activation): Promise<LoadedModel> {
   if (!path) throw new InputError("--model is required (a .safetensors, .json or .onnx model file)");
-  return readModel(await readFileBytes(path), path, activation ? { activation } : undefined);
+  return await loadModelFile(path, activation ? { activation } : undefined);
 }
 
 /**
@@ -44,7 +43,5 @@ export async function loadDataset(
   if (!labelsPath && !/\.csv$/i.test(dataPath)) {
     throw new InputError(`--labels is required with ${dataPath} (a .npy of ${loss === "mse" ? "float targets [N, outputs]" : "integer labels [N]"})`);
   }
-  const data = { name: dataPath, bytes: await readFileBytes(dataPath) };
-  const labels = labelsPath ? { name: labelsPath, bytes: await readFileBytes(labelsPath) } : null;
-  return datasetFromBytes(data, labels, loss, model, labelColumn);
+  return await loadDatasetFiles(dataPath, labelsPath ?? null, loss, model, labelColumn);
 }
