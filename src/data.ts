@@ -7,11 +7,17 @@
 import { InputError, assertFinite } from "./errors.ts";
 import { type LossKind, type ModelSpec, inputWidth, outputWidth } from "./model.ts";
 
+/** A dataset of N samples: inputs row-major [N, d] and their labels (ce, logistic) or targets (mse). */
 export interface Dataset {
+  /** Sample count N. */
   n: number;
+  /** Input width d. */
   features: number;
+  /** Inputs, row-major [N, d]. */
   x: Float32Array;
+  /** ce: N class indices in [0, C); logistic: N values in {0, 1}. */
   labels?: Int32Array;
+  /** mse: targets, row-major [N, C]. */
   targets?: Float32Array;
 }
 

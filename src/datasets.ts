@@ -13,11 +13,16 @@ import { initParameters } from "./init.ts";
 import { type Activation, type LossKind, type Model, mlpSpec, type ModelSpec, negativeSlope, parameterLayout } from "./model.ts";
 import { Rng } from "./random.ts";
 
+/** Names of the built-in datasets: gaussianMixture, twoSpirals, teacherStudent. */
 export type BuiltinDatasetName = "mixture" | "spirals" | "teacher";
+/** Every built-in dataset name, in the order the command line lists them. */
 export const BUILTIN_DATASETS: readonly BuiltinDatasetName[] = ["mixture", "spirals", "teacher"];
 
+/** A built-in dataset with what a model needs to fit it. */
 export interface BuiltinDataset {
+  /** Which built-in dataset this is. */
   name: BuiltinDatasetName;
+  /** The samples (inputs and labels or targets). */
   data: Dataset;
   /** The loss the data is meant for. */
   loss: LossKind;
@@ -29,7 +34,9 @@ export interface BuiltinDataset {
   teacher?: Model;
 }
 
+/** Options of gaussianMixture. */
 export interface MixtureOptions {
+  /** Sample count N (balanced: sample i has class i mod k). */
   samples: number;
   /** Classes k (default 3). */
   classes?: number;
@@ -39,25 +46,33 @@ export interface MixtureOptions {
   separation?: number;
   /** Standard deviation of the isotropic Gaussian noise around each mean (default 1). */
   noise?: number;
+  /** Seed of every random draw (means and noise). */
   seed: number;
 }
 
+/** Options of twoSpirals. */
 export interface SpiralOptions {
+  /** Sample count N (sample i has class i mod 2). */
   samples: number;
   /** Standard deviation of the Gaussian noise added to each coordinate (default 0.05; radii are <= 1). */
   noise?: number;
   /** Turns of each spiral (default 1.5). */
   turns?: number;
+  /** Seed of the radii and the noise. */
   seed: number;
 }
 
+/** Options of teacherStudent. */
 export interface TeacherOptions {
+  /** Sample count N. */
   samples: number;
   /** Teacher widths [d, hidden..., outputs] (default [8, 32, 1]). */
   widths?: number[];
   /** Standard deviation of the Gaussian noise added to each target (default 0.1). */
   noise?: number;
+  /** Hidden activation of the teacher (default ReLU). */
   activation?: Activation;
+  /** Seed of the teacher's weights and of the inputs and noise. */
   seed: number;
 }
 
@@ -82,11 +97,15 @@ export function permutation(n: number, rng: Rng): Int32Array {
   return p;
 }
 
+/** A train/test split of one dataset (splitDataset). */
 export interface Split {
+  /** The training samples, in their original order. */
   train: Dataset;
+  /** The test samples, in their original order. */
   test: Dataset;
   /** Indices into the original data, ascending; together they are 0..n-1, each once. */
   trainIndices: Int32Array;
+  /** Indices of the test samples into the original data, ascending. */
   testIndices: Int32Array;
 }
 
@@ -258,15 +277,25 @@ export function mlpForward(spec: ModelSpec, theta: Float64Array, x: ArrayLike<nu
   return input;
 }
 
+/** Options of builtinDataset: the union of the three datasets' options (those that do not apply are ignored). */
 export interface BuiltinDatasetOptions {
+  /** Sample count N. */
   samples: number;
+  /** Seed of every random draw. */
   seed: number;
+  /** Noise standard deviation (default 1 for mixture, 0.05 for spirals, 0.1 for teacher). */
   noise?: number;
+  /** mixture: classes k (default 3). */
   classes?: number;
+  /** mixture: input dimensions d (default 2). */
   dims?: number;
+  /** mixture: distance between class means (default 3). */
   separation?: number;
+  /** spirals: turns of each spiral (default 1.5). */
   turns?: number;
+  /** teacher: widths [d, hidden..., outputs] (default [8, 32, 1]). */
   teacherWidths?: number[];
+  /** teacher: hidden activation (default ReLU). */
   activation?: Activation;
 }
 

@@ -6,6 +6,7 @@
 
 /** Base class: everything this toolkit throws on purpose. */
 export class FlatnessError extends Error {
+  /** `message` is the error's text; `options.cause` the underlying error, if any. */
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -17,6 +18,7 @@ export class InputError extends FlatnessError {}
 
 /** A file that cannot be read or parsed; the message starts with the path. */
 export class FileFormatError extends FlatnessError {
+  /** `path` is the file that failed (it starts the message); `problem` says what is wrong with it. */
   constructor(readonly path: string, problem: string, options?: { cause?: unknown }) {
     super(`${path}: ${problem}`, options);
   }

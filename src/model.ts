@@ -13,33 +13,50 @@
  */
 import { InputError } from "./errors.ts";
 
+/** The hidden-layer nonlinearity phi: ReLU, or leaky ReLU with negative slope `slope` (Dinh et al. 2017, Definition 3: rectified nets). */
 export type Activation =
   | { kind: "relu" }
   | { kind: "leaky_relu"; slope: number };
 
+/** One fully connected layer z = a·W^T + b. */
 export interface LayerSpec {
+  /** Input width of the layer. */
   inFeatures: number;
+  /** Output width of the layer. */
   outFeatures: number;
+  /** Whether the layer has a bias b. */
   bias: boolean;
 }
 
+/** The architecture of a rectified MLP: its layers in order and the hidden activation. */
 export interface ModelSpec {
+  /** The layers, input first; layer k's inFeatures is layer k-1's outFeatures. */
   layers: LayerSpec[];
+  /** The activation of every hidden layer (the output layer is linear). */
   activation: Activation;
 }
 
 /** Where one named tensor lives inside the flat parameter vector. */
 export interface TensorView {
+  /** PyTorch-style tensor name, "2k.weight" or "2k.bias" for layer k. */
   name: string;
+  /** 0-based layer index k. */
   layer: number;
+  /** Whether the tensor is the weight W_k or the bias b_k. */
   role: "weight" | "bias";
+  /** Offset of its first entry in theta. */
   offset: number;
+  /** Shape: [out_k, in_k] for a weight, [out_k] for a bias. */
   shape: number[];
+  /** Entry count (the product of the shape). */
   size: number;
 }
 
+/** The layout of the flat parameter vector theta of a spec (parameterLayout). */
 export interface ParameterLayout {
+  /** Parameter count n = dim(theta). */
   dim: number;
+  /** Every tensor in theta order (layer by layer, weight before bias). */
   views: TensorView[];
   /** Per layer: offset of the weight, and of the bias (-1 when absent). */
   layers: { weightOffset: number; biasOffset: number }[];
@@ -47,11 +64,15 @@ export interface ParameterLayout {
 
 /** A model: its architecture and a flat parameter vector in the layout above. */
 export interface Model {
+  /** The architecture. */
   spec: ModelSpec;
+  /** The flat parameters, length parameterLayout(spec).dim. */
   theta: Float64Array;
 }
 
+/** The loss, a mean over the samples (PyTorch conventions): "ce" softmax cross-entropy, "mse" squared error averaged over N·C entries, "logistic" binary logistic on one output. */
 export type LossKind = "ce" | "mse" | "logistic";
+/** Every loss kind. */
 export const LOSS_KINDS: readonly LossKind[] = ["ce", "mse", "logistic"];
 
 /** Builds a spec from widths [d_0, d_1, ..., d_K]; `bias` may be per layer. */
@@ -70,6 +91,7 @@ export function mlpSpec(
   return spec;
 }
 
+/** Checks that a spec is a well-formed rectified MLP (positive widths, chained layers, supported activation); throws InputError otherwise. */
 export function validateSpec(spec: ModelSpec): void {
   if (!spec.layers || spec.layers.length === 0) throw new InputError("model has no layers");
   spec.layers.forEach((l, k) => {
@@ -92,6 +114,7 @@ export function validateSpec(spec: ModelSpec): void {
   }
 }
 
+/** The flat parameter layout of a spec: offsets and shapes of every weight and bias (see the module comment). */
 export function parameterLayout(spec: ModelSpec): ParameterLayout {
   const views: TensorView[] = [];
   const layers: ParameterLayout["layers"] = [];

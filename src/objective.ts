@@ -6,7 +6,9 @@
  */
 import type { LossKind, ModelSpec } from "./model.ts";
 
+/** Where an objective's vectors live (Float64Array on the CPU, f32 buffers on the GPU) and the BLAS-1 operations on them; vectors are owned by the caller and released with dispose(). */
 export interface VectorSpace<V> {
+  /** Entries per vector: the parameter count n. */
   readonly dim: number;
   /**
    * Unit roundoff of the vectors' storage (2^-23 for f32 on the GPU, 2^-52 for float64): iterative
@@ -15,11 +17,13 @@ export interface VectorSpace<V> {
   readonly epsilon?: number;
   /** A new vector of zeros. The caller owns it and calls dispose(). */
   zeros(): V;
+  /** A new vector holding `values` (length dim). The caller owns it and calls dispose(). */
   fromArray(values: ArrayLike<number>): V;
   /** Reads a vector back (asynchronously on the GPU). */
   toArray(v: V): Promise<Float64Array>;
   /** Overwrites a vector with host values. */
   write(v: V, values: ArrayLike<number>): void;
+  /** a·b, summed on the vectors' device. */
   dot(a: V, b: V): Promise<number>;
   /** xs[i]·y for every i, equal to dot(xs[i], y) each, in one round trip where the space can. */
   dots(xs: V[], y: V): Promise<number[]>;
@@ -33,23 +37,33 @@ export interface VectorSpace<V> {
   multiply(x: V, y: V): void;
   /** y <- alpha x + beta y */
   linearCombination(alpha: number, x: V, beta: number, y: V): void;
+  /** Releases a vector (a no-op for host arrays). */
   dispose(v: V): void;
 }
 
 /** How many passes an objective has run: metrics report their cost in these units. */
 export interface PassCounters {
+  /** Loss-only passes over the data (loss, outputs). */
   forward: number;
+  /** Gradient passes. */
   gradient: number;
+  /** Single Hessian-vector products (hvp, and Gauss-Newton products where offered). */
   hvp: number;
   /** HVP directions computed through hvpBlock (k per call). */
   blockHvpDirections: number;
 }
 
+/** The training loss L(theta) over a fixed dataset, with its gradient and exact Hessian-vector products; `V` is the vector type of its space. */
 export interface Objective<V> {
+  /** The architecture theta parametrizes. */
   readonly spec: ModelSpec;
+  /** The loss L is the mean of. */
   readonly lossKind: LossKind;
+  /** Samples N in the dataset. */
   readonly sampleCount: number;
+  /** The vector space of theta, gradients and HVP directions. */
   readonly space: VectorSpace<V>;
+  /** Passes run so far (cost accounting of the metrics). */
   readonly counters: PassCounters;
   /** L(theta), the mean loss over the whole dataset. */
   loss(theta: V): Promise<number>;
@@ -61,6 +75,7 @@ export interface Objective<V> {
   hvpBlock(theta: V, vs: V[], outs: V[]): Promise<void>;
   /** Network outputs z_K, row-major [N, outputs], as float64 on the host. */
   outputs(theta: V): Promise<Float64Array>;
+  /** Releases the device buffers of the objective (not the vectors of its space). */
   dispose(): void;
 }
 

@@ -105,3 +105,18 @@ describe("the packed package, imported by name", () => {
     expect(r.status, r.stdout + r.stderr).toBe(0);
   });
 });
+
+describe("the public entry for Deno and JSR (offline checks)", () => {
+  const deno = join(root, "node_modules/deno/deno");
+  const run = (args: string[]) => spawnSync(deno, args, { cwd: root, encoding: "utf8", env: { ...denoEnvironment(), NO_COLOR: "1" } });
+
+  it("every exported symbol is documented and no public type refers to a private one (deno doc --lint src/mod.ts)", () => {
+    const r = run(["doc", "--lint", "src/mod.ts"]);
+    expect(r.status, (r.stdout + r.stderr).slice(0, 4000)).toBe(0);
+  });
+
+  it("deno.json publishes src/mod.ts without slow types (deno publish --dry-run)", () => {
+    const r = run(["publish", "--dry-run", "--allow-dirty"]);
+    expect(r.status, (r.stdout + r.stderr).slice(-4000)).toBe(0);
+  });
+});

@@ -28,64 +28,96 @@ const THETA_ONLY: ReadonlySet<MetricName> = new Set<MetricName>([
   "diagonal", "per-layer", "m-sharpness", "fisher-rao", "path-norm", "relative-flatness", "normalized-sharpness", "gradient-norms", "input-gradients",
 ]);
 
+/** The metrics the audit measures when none are named: curvature, sharpness, and the invariant measures proposed since Dinh et al. 2017. */
 export const DEFAULT_AUDIT_METRICS: MetricName[] = [
   "spectrum", "trace", "epsilon-sharpness", "keskar", "adaptive", "fisher-rao", "path-norm", "relative-flatness", "normalized-sharpness", "input-gradients",
 ];
 
+/** Options of audit. */
 export interface AuditOptions {
+  /** The transforms to apply, each giving one row block of the report. */
   transforms: AuditTransformName[];
+  /** The metrics to measure before and after each transform. */
   metrics: MetricName[];
   /** Transform strength a (default 4). */
   factor?: number;
   /** Relative tolerance of the invariance verdict (default 1e-3: f32 GPU arithmetic and iterative solvers). */
   tolerance?: number;
+  /** Seed of every stochastic metric and of the transforms' random factors (default 0). */
   seed?: number;
   /** Options passed to every measureMetrics call (top-k, trace samples, epsilon, ...). */
   measure?: Omit<MeasureOptions, "metrics" | "seed" | "layers" | "onProgress" | "subsetObjective">;
+  /** Progress callback: the stage (base or transform), its fraction done in [0, 1] and a short message. */
   onProgress?: (stage: string, fraction: number, message: string) => void;
 }
 
+/** The audit's function check of one transform: how far the outputs and the loss moved. */
 export interface FunctionCheck {
   /** max over samples and outputs of |f_after - f_before|. */
   maxOutputDifference: number;
   /** That, divided by max |f_before|. */
   relativeOutputDifference: number;
+  /** L before the transform. */
   lossBefore: number;
+  /** L after the transform (in the transformed coordinates or data). */
   lossAfter: number;
 }
 
+/** One metric before and after one transform, with the invariance verdict. */
 export interface AuditMetricRow {
+  /** The metric. */
   metric: MetricName;
+  /** What its headline number is (e.g. "top Hessian eigenvalue"). */
   label: string;
+  /** The headline number before the transform; null when there is none. */
   before: number | null;
+  /** The headline number after the transform; null when it does not apply or there is none. */
   after: number | null;
   /** after / before (exp(after - before) for a logarithm); null when not applicable. */
   ratio: number | null;
   /** "within noise": not within the tolerance, but within 3 standard errors: more samples would tell. */
   verdict: "invariant" | "moved" | "within noise" | "n/a";
+  /** Why a verdict is "n/a" or "within noise". */
   note?: string;
 }
 
+/** One transform of the audit: what was applied, the function check, and every metric's row. */
 export interface AuditTransformRow {
+  /** The transform's name (a key of AUDIT_TRANSFORMS). */
   transform: AuditTransformName;
+  /** Function-preserving, reparametrization or input map; null when skipped. */
   family: TransformFamily | null;
+  /** One line saying what the transform does (the error message when skipped). */
   description: string;
+  /** What was applied (alphas, factors, ...). */
   parameters: Record<string, unknown>;
+  /** How far the function moved; null when skipped. */
   functionCheck: FunctionCheck | null;
+  /** One row per metric, in the order asked. */
   metrics: AuditMetricRow[];
   /** Why the transform was not applied (e.g. T_alpha on a one-layer model). */
   skipped?: string;
 }
 
+/** The invariance audit (Dinh et al. 2017 as a table): each transform's function check and each metric's before, after, ratio and verdict. */
 export interface AuditReport {
+  /** Parameter count n of the base model. */
   parameters: number;
+  /** Sample count N. */
   samples: number;
+  /** The loss kind. */
   loss: string;
+  /** The seed used. */
   seed: number;
+  /** The relative tolerance of the verdicts. */
   tolerance: number;
+  /** The transform strength a. */
   factor: number;
+  /** The measureMetrics report at the base model. */
   base: MeasureReport;
+  /** One entry per transform, in the order asked. */
   transforms: AuditTransformRow[];
+  /** Wall-clock time of the whole audit in milliseconds. */
   wallMs: number;
 }
 

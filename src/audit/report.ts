@@ -9,6 +9,7 @@ import type { AuditReport } from "./audit.ts";
 
 const f = (x: number | null) => (x === null ? "-" : formatNumber(x, TEXT_FORMAT));
 
+/** The audit as a text table: per transform, the function check, then each metric's before, after, ratio and verdict. */
 export function formatAudit(report: AuditReport): string {
   const lines = [
     `invariance audit: ${report.parameters} parameters, ${report.samples} samples, loss ${report.loss}, ` +

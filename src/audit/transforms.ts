@@ -21,6 +21,7 @@ import { type AffineInputKind, fitAffineInputMap, foldInputMap, transformDataset
 import { homogeneousAlphaScale } from "../transforms/alphaScale.ts";
 import { neuronScale, randomNeuronFactors } from "../transforms/neuronScale.ts";
 
+/** The audit's transforms, each with a one-line description (Dinh et al. 2017: Definition 5, section 5.1, Appendix A, section 5.2). */
 export const AUDIT_TRANSFORMS = {
   alpha: "T_alpha: first layer times a, last layer times 1/a, biases as Appendix B (Definition 5)",
   neuron: "neuron-wise rescaling of the first hidden layer by seeded factors in [1/10, 10]",
@@ -31,10 +32,12 @@ export const AUDIT_TRANSFORMS = {
   zca: "ZCA whitening of the inputs folded into the first layer (section 5.2)",
 } as const;
 
+/** A transform the audit can apply: a key of AUDIT_TRANSFORMS. */
 export type AuditTransformName = keyof typeof AUDIT_TRANSFORMS;
 export const AUDIT_TRANSFORM_NAMES = Object.keys(AUDIT_TRANSFORMS) as AuditTransformName[];
 export const DEFAULT_AUDIT_TRANSFORMS: AuditTransformName[] = ["alpha", "neuron", "weight-norm", "zca"];
 
+/** What a transform changes: parameters with the function kept ("function-preserving"), the coordinates ("reparametrization", Dinh et al. section 5.1) or the inputs ("input", section 5.2). */
 export type TransformFamily = "function-preserving" | "reparametrization" | "input";
 
 /** Builds objectives: the GPU engine or the float64 reference (vectors then live in their space). */
@@ -64,10 +67,15 @@ export interface AuditTransformSetup {
   after: AuditView;
 }
 
+/** The model and data an audit starts from. */
 export interface AuditBase {
+  /** The architecture. */
   spec: ModelSpec;
+  /** The flat parameters. */
   theta: Float64Array;
+  /** The dataset the metrics are measured on. */
   data: Dataset;
+  /** The loss. */
   loss: LossKind;
 }
 

@@ -5,6 +5,7 @@ import { ReferenceObjective } from "../reference/engine.ts";
 import { cpuEngine } from "../train/engines.ts";
 import type { Backend } from "./types.ts";
 
+/** The float64 reference backend: plain CPU loops, vectors are Float64Array, no device to close. */
 export function cpuBackend(): Backend<Float64Array> {
   const training = cpuEngine();
   return {

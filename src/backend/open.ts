@@ -11,8 +11,10 @@ import type { ContextOptions, GpuContext } from "../gpu/context.ts";
 import { cpuBackend } from "./cpu.ts";
 import { BACKEND_NAMES, type Backend, type BackendName } from "./types.ts";
 
+/** A backend name, or "auto": WebGPU where present, else the float64 CPU engine. */
 export type BackendChoice = BackendName | "auto";
 
+/** Options of openBackend and withBackend: the GPU context options, or a context to reuse. */
 export interface OpenBackendOptions extends ContextOptions {
   /** Use this GPU context instead of creating one; close() then leaves it open (its owner closes it). */
   context?: GpuContext;

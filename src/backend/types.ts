@@ -13,8 +13,10 @@ import type { TrainingEngine } from "../train/engines.ts";
 
 /** "webgpu": f32 WGSL kernels on WebGPU; "cpu": the float64 reference engine (plain loops). */
 export type BackendName = "webgpu" | "cpu";
+/** Every backend name. */
 export const BACKEND_NAMES: readonly BackendName[] = ["webgpu", "cpu"];
 
+/** Options of Backend.objective. */
 export interface ObjectiveOptions {
   /** Samples per data pass (GPU chunking; default: what fits the device's binding limit). */
   chunkRows?: number;
@@ -22,12 +24,15 @@ export interface ObjectiveOptions {
   maxBlock?: number;
 }
 
+/** Options of Backend.batchLoss. */
 export interface BatchLossOptions {
   /** Most parameter vectors evaluated per pass over the data (WebGPU; default 64). */
   maxBatch?: number;
 }
 
+/** A compute backend: objectives (loss, gradient, exact Hessian-vector products), batched losses, vector spaces, and the training engine, all on one device. `V` is its vector type. */
 export interface Backend<V = unknown> extends TrainingEngine<V> {
+  /** Which backend this is. */
   readonly name: BackendName;
   /** One line for logs and reports: the adapter, or the float64 reference. */
   describe(): string;

@@ -17,25 +17,36 @@ import { SHADER_INCLUDES, WGSL, type ShaderName } from "./shaders.generated.ts";
 import { BufferPool } from "./pool.ts";
 import { preferVulkanOnLinux } from "./denoBackend.ts";
 
+/** How a kernel binds a buffer: read-only storage, read-write storage, or uniform. */
 export type BindingKind = "read" | "write" | "uniform";
 
+/** A compute kernel to compile: its shader, binding layout and pipeline-overridable constants. */
 export interface KernelDescriptor {
+  /** The kernel's WGSL file (shaders/<name>.wgsl, camelCased key of WGSL). */
   shader: ShaderName;
   /** WGSL to compile instead of shaders/<shader>.wgsl (for experiments and tests). */
   source?: string;
+  /** Kind of each binding, by binding index (group 0). */
   bindings: BindingKind[];
+  /** Values of the shader's `override` constants (e.g. the loss kind, tile sizes). */
   constants?: Record<string, number>;
 }
 
+/** A compiled kernel: its pipeline and bind-group layout. */
 export interface Kernel {
+  /** The compute pipeline (entry point `main`). */
   pipeline: GPUComputePipeline;
+  /** The explicit bind-group layout of group 0, built from descriptor.bindings. */
   layout: GPUBindGroupLayout;
+  /** The descriptor it was compiled from. */
   descriptor: KernelDescriptor;
 }
 
+/** Options of GpuContext.create (and of openBackend). */
 export interface ContextOptions {
   /** Use this adapter instead of requesting one. */
   adapter?: GPUAdapter;
+  /** Adapter power preference when requesting one (default "high-performance"). */
   powerPreference?: GPUPowerPreference;
   /** navigator.gpu by default; pass another GPU object (e.g. from Node's `webgpu` package). */
   gpu?: GPU;
@@ -47,10 +58,12 @@ export interface ContextOptions {
   gemm?: GemmVariant;
 }
 
+/** The matrix-product kernel: "register" (gemm.wgsl, register blocking) or "tiled" (gemm_tiled.wgsl, workgroup-memory tiles). */
 export type GemmVariant = "register" | "tiled";
 
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|warp/i;
 
+/** One WebGPU device with its pipeline cache, buffer pool and error handling: compile errors, validation and out-of-memory errors and device loss become typed errors (see the module comment). */
 export class GpuContext {
   /**
    * Every context created and not yet destroyed. A process should end with none: the command line
@@ -58,6 +71,7 @@ export class GpuContext {
    * too, so no device, buffer or pending map outlives its work.
    */
   private static readonly live = new Set<GpuContext>();
+  /** The buffer pool every GPU vector and scratch buffer comes from. */
   readonly pool: BufferPool;
   private destroyed = false;
   private readonly kernels = new Map<string, Promise<Kernel>>();
@@ -84,6 +98,7 @@ export class GpuContext {
     });
   }
 
+  /** Requests an adapter (unless one is given) and a device with the adapter's own storage limits; WebGPUUnavailableError when there is no WebGPU or no adapter. */
   static async create(options: ContextOptions = {}): Promise<GpuContext> {
     // Before the first requestAdapter: Deno's WebGPU on Linux opens Vulkan only (see denoBackend.ts).
     if (!options.gpu && !options.adapter) preferVulkanOnLinux();
@@ -118,6 +133,7 @@ export class GpuContext {
     return new GpuContext(adapter, device, info, options.gemm);
   }
 
+  /** The device's limits (maxStorageBufferBindingSize, ...). */
   get limits(): GPUSupportedLimits {
     return this.device.limits;
   }
@@ -170,6 +186,7 @@ export class GpuContext {
     return pending;
   }
 
+  /** Compiles a kernel's WGSL and pipeline; ShaderCompileError names the .wgsl file and line:col. */
   private async compile(descriptor: KernelDescriptor): Promise<Kernel> {
     const code = descriptor.source ?? WGSL[descriptor.shader];
     const label = `flatness:${descriptor.shader}${descriptor.constants ? JSON.stringify(descriptor.constants) : ""}`;

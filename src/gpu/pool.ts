@@ -13,20 +13,24 @@ export interface PoolCounters {
   free: number;
 }
 
+/** A size-bucketed pool of GPU buffers: sizes round up to a power of two (at least 256 bytes), released buffers are reused by (size, usage). */
 export class BufferPool {
   private readonly freeLists = new Map<string, GPUBuffer[]>();
   private readonly live = new Set<GPUBuffer>();
   private createdCount = 0;
   private bytesLive = 0;
 
+  /** A pool creating its buffers on `device`. */
   constructor(private readonly device: GPUDevice) {}
 
+  /** The bucket a request of `bytes` falls in: the least power of two >= bytes, at least 256. */
   static bucketSize(bytes: number): number {
     let size = 256;
     while (size < bytes) size *= 2;
     return size;
   }
 
+  /** A buffer of at least `bytes` with `usage`, reused from the pool when one is free; `label` names it (prefixed "flatness:") in WebGPU errors. */
   acquire(bytes: number, usage: GPUBufferUsageFlags, label: string): GPUBuffer {
     const size = BufferPool.bucketSize(bytes);
     const key = `${size}:${usage}`;
@@ -42,6 +46,7 @@ export class BufferPool {
     return buffer;
   }
 
+  /** Returns a buffer to the pool for reuse (ignored when the pool did not hand it out or it was released already). */
   release(buffer: GPUBuffer): void {
     if (!this.live.delete(buffer)) return;
     this.bytesLive -= buffer.size;
@@ -51,12 +56,14 @@ export class BufferPool {
     list.push(buffer);
   }
 
+  /** Current buffer counts and bytes (tests check that nothing leaks). */
   get counters(): PoolCounters {
     let free = 0;
     for (const l of this.freeLists.values()) free += l.length;
     return { inUse: this.live.size, bytesInUse: this.bytesLive, created: this.createdCount, free };
   }
 
+  /** Destroys every buffer the pool created, in use or free. */
   destroyAll(): void {
     for (const b of this.live) b.destroy();
     for (const l of this.freeLists.values()) for (const b of l) b.destroy();

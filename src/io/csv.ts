@@ -7,6 +7,7 @@
  */
 import { FileFormatError } from "../errors.ts";
 
+/** Options of parseCsv. */
 export interface CsvOptions {
   /**
    * Which column holds the label: a 0-based index (negative counts from the end), a header name,
@@ -18,8 +19,11 @@ export interface CsvOptions {
   header?: boolean | "auto";
 }
 
+/** A parsed CSV file: features row-major and the label column, if any. */
 export interface CsvData {
+  /** Data rows n. */
   n: number;
+  /** Feature columns. */
   features: number;
   /** Features, row-major [n, features]. */
   x: Float32Array;

@@ -8,7 +8,9 @@ import { npyToFloat32, npyToLabels, parseNpy } from "./npy.ts";
 
 /** A file's name (for messages and the format, by extension) and its bytes. */
 export interface InputFile {
+  /** The file name; its extension selects the format (.npy, .csv). */
   name: string;
+  /** The file's raw bytes. */
   bytes: Uint8Array;
 }
 

@@ -50,15 +50,19 @@ import { parseSafetensors, type SafetensorsTensor, writeSafetensors } from "./sa
 
 /** A model as read from a file, with what is needed to write it (or vectors like it) back. */
 export interface LoadedModel {
+  /** The architecture and flat parameters (parameterLayout order). */
   model: Model;
+  /** The file format it was read from (and is written back in). */
   format: "json" | "safetensors";
   /** Per TensorView of parameterLayout(model.spec), in order: the tensor's name in the file. */
   tensorNames: string[];
+  /** String metadata of the file (safetensors `__metadata__`, JSON "metadata"), kept on rewrite. */
   metadata: Record<string, string>;
   /** safetensors only: the float width to write back ("F64" when the file's tensors were all F64). */
   dtype?: "F32" | "F64";
 }
 
+/** Options of readModel and loadModelFile. */
 export interface ReadModelOptions {
   /** Activation when the file does not say (safetensors without metadata, JSON without "activation"). */
   activation?: Activation;

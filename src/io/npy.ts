@@ -13,12 +13,16 @@
 import { FileFormatError } from "../errors.ts";
 import { HOST_LITTLE_ENDIAN, copyElements, formatShape, littleEndianBytes, shapeSize } from "./binary.ts";
 
+/** The .npy element types this reader accepts (little- or big-endian in the file). */
 export type NpyDtype = "float32" | "float64" | "int32" | "int64" | "uint8" | "bool";
 
 /** A parsed array, always row-major. int64 data is narrowed to Int32Array; bool is 0/1 bytes. */
 export interface NpyArray {
+  /** Element type as stored in the file. */
   dtype: NpyDtype;
+  /** Array shape; [] for a scalar. */
   shape: number[];
+  /** The elements, row-major (int64 narrowed to Int32Array, bool as 0/1 bytes). */
   data: Float32Array | Float64Array | Int32Array | Uint8Array;
 }
 

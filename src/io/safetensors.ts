@@ -19,24 +19,31 @@ import {
   shapeSize,
 } from "./binary.ts";
 
+/** One tensor of a safetensors file, decoded. */
 export interface SafetensorsTensor {
   /** The dtype as written in the file ("F32", "F64", "F16", "BF16"). */
   dtype: string;
+  /** Tensor shape; [] for a scalar. */
   shape: number[];
   /** F64 stays Float64Array; F32, F16 and BF16 become Float32Array. */
   data: Float32Array | Float64Array;
 }
 
+/** A parsed safetensors file. */
 export interface SafetensorsFile {
   /** Tensors in the order their data lies in the file. */
   tensors: Map<string, SafetensorsTensor>;
+  /** The `__metadata__` string map ({} when absent). */
   metadata: Record<string, string>;
 }
 
 /** Tensors to write; Float64Array data is written as F64, Float32Array as F32. */
 export interface SafetensorsInput {
+  /** Tensor name (the file's key). */
   name: string;
+  /** Tensor shape; its product must equal data.length. */
   shape: number[];
+  /** The elements, row-major. */
   data: Float32Array | Float64Array;
 }
 

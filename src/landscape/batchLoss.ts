@@ -21,24 +21,33 @@ export const MAX_BASIS = 4;
 
 /** P parameter vectors: base + sum_j coefficients[p * J + j] * basis[j]. */
 export interface PerturbationBatch {
+  /** The common point, length dim. */
   base: Float64Array;
+  /** The J <= MAX_BASIS basis vectors u_j, each length dim. */
   basis: Float64Array[];
   /** Row-major [P, J], J = basis.length. */
   coefficients: Float64Array;
 }
 
+/** Mean losses L(theta_p) at many parameter vectors theta_p = base + sum_j c_pj u_j (see the module comment); GPU-batched or sequential. */
 export interface BatchLoss {
+  /** Parameter count n. */
   readonly dim: number;
+  /** Samples N the loss averages over. */
   readonly sampleCount: number;
+  /** The loss. */
   readonly lossKind: LossKind;
   /** Parameter vectors evaluated so far (one per point). */
   readonly evaluated: number;
-  /** Batched evaluators (WebGPU): most points per data pass, samples per chunk, data passes so far. */
+  /** Most points per data pass (batched evaluators, WebGPU). */
   readonly maxBatch?: number;
+  /** Samples per chunk of a data pass (batched evaluators). */
   readonly chunkRows?: number;
+  /** Data passes run so far (batched evaluators). */
   readonly passes?: number;
   /** L(theta_p) for every point p of the batch, in order. */
   losses(batch: PerturbationBatch): Promise<Float64Array>;
+  /** Releases the evaluator's buffers. */
   dispose(): void;
 }
 

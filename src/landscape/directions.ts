@@ -29,7 +29,9 @@ import { lanczosEigenpairs } from "../metrics/spectrum.ts";
 import { Rng } from "../random.ts";
 import { assertHomogeneous } from "../transforms/neuronScale.ts";
 
+/** How landscape directions are chosen: "random" Gaussian, "filter" normalized (Li et al. 2018), "eigen" top Hessian eigenvectors, "alpha" the tangent of a T_alpha orbit (Dinh et al. 2017 Definition 5). */
 export type DirectionKind = "random" | "filter" | "eigen" | "alpha";
+/** Every direction kind. */
 export const DIRECTION_KINDS: readonly DirectionKind[] = ["random", "filter", "eigen", "alpha"];
 
 /** What the direction gives the biases (random and filter directions). */

@@ -19,8 +19,11 @@ import {
 } from "./directions.ts";
 import { type Axis, type LandscapeSlice, lossSlice, sliceExtremes } from "./slice.ts";
 
+/** Options of computeLandscape. */
 export interface LandscapeOptions {
+  /** Which directions d1 (and d2) span the slice. */
   directions: DirectionKind;
+  /** 1-D slice L(theta + a d1) or 2-D slice L(theta + a d1 + b d2). */
   dims: 1 | 2;
   /** One axis per dimension. */
   axes: Axis[];
@@ -32,22 +35,37 @@ export interface LandscapeOptions {
   alphaLayers?: [number, number];
 }
 
+/** One direction of a landscape. */
 export interface DirectionInfo {
+  /** How it was made. */
   kind: "random" | "filter" | "eigen" | "alpha";
+  /** Its Euclidean norm ||d||. */
   norm: number;
+  /** Eigen directions: the Hessian eigenvalue (Lanczos Ritz value). */
   eigenvalue?: number;
+  /** Eigen directions: the true residual ||H v - lambda v||. */
   residual?: number;
+  /** Eigen directions: whether Lanczos converged on it. */
   converged?: boolean;
 }
 
+/** A loss-landscape slice along random, filter-normalized (Li et al. 2018), Hessian-eigenvector or T_alpha-orbit (Dinh et al. 2017 Definition 5) directions, with its directions and extremes. */
 export interface LandscapeResult extends LandscapeSlice {
+  /** The direction kind. */
   directions: DirectionKind;
+  /** What the directions gave the biases; null when it does not apply (eigen, 1-D alpha). */
   bias: BiasPolicy | null;
+  /** Seed of the directions. */
   seed: number;
+  /** Parameter count n. */
   parameters: number;
+  /** ||theta||_2. */
   thetaNorm: number;
+  /** One entry per direction (d1, then d2). */
   directionInfo: DirectionInfo[];
+  /** The grid point of lowest loss (b = 0 in 1-D). */
   min: { a: number; b: number; loss: number };
+  /** The grid point of highest loss (b = 0 in 1-D). */
   max: { a: number; b: number; loss: number };
   /** T_alpha: the layers, and how far the loss strays from L(theta) along the orbit and along the straight tangent line. */
   orbit?: { up: number; down: number; orbitMaxDeviation: number | null; lineMaxDeviation: number };

@@ -10,8 +10,11 @@ import type { AlphaOrbit } from "./directions.ts";
 
 /** One grid axis: `steps` evenly spaced values from `from` to `to` inclusive. */
 export interface Axis {
+  /** First value. */
   from: number;
+  /** Last value (> from). */
   to: number;
+  /** Number of values (>= 2). */
   steps: number;
 }
 
@@ -29,10 +32,13 @@ export function checkAxis(axis: Axis, name: string): void {
   if (!Number.isInteger(axis.steps) || axis.steps < 2) throw new InputError(`${name}: steps must be an integer >= 2, got ${axis.steps}`);
 }
 
+/** Loss values on a 1-D or 2-D grid of theta + a d1 (+ b d2). */
 export interface LandscapeSlice {
+  /** 1-D or 2-D. */
   dims: 1 | 2;
   /** Grid values along d1 (a) and, in 2-D, along d2 (b). */
   a: number[];
+  /** Grid values along d2 (2-D); null in 1-D. */
   b: number[] | null;
   /** L at every grid point: 1-D [a_i]; 2-D row-major [b_j][a_i]. */
   values: number[];
@@ -42,6 +48,7 @@ export interface LandscapeSlice {
   center: number;
   /** Points evaluated (grid, orbit and center) and the wall time of the evaluation. */
   points: number;
+  /** Wall-clock time of the evaluation in milliseconds. */
   wallMs: number;
 }
 

@@ -35,6 +35,7 @@ import { Rng } from "../random.ts";
 import { HostVectorSpace } from "../hostVectorSpace.ts";
 import type { Progress } from "./cost.ts";
 
+/** The norm of a sharpness ball: Euclidean (l2) or box (linf). */
 export type BallNorm = "l2" | "linf";
 
 /** delta = M u: the linear map from the ascent variable u to the parameter perturbation. */

@@ -4,11 +4,15 @@
  */
 import type { Objective, PassCounters } from "../objective.ts";
 
+/** What a metric cost on its objective: passes run and wall time. */
 export interface MetricCost {
   /** Hessian-vector products (single, plus directions of block products). */
   hvps: number;
+  /** Gradient passes. */
   gradients: number;
+  /** Loss-only forward passes. */
   forwards: number;
+  /** Wall-clock time in milliseconds. */
   wallMs: number;
 }
 

@@ -21,6 +21,7 @@ import { countOption, drawProbe, lanczosRecurrence, positiveOption, seedOption }
 import type { SymmetricOperator } from "./operator.ts";
 import { tridiagonalEigen } from "./tridiagonal.ts";
 
+/** Options of spectralDensity (stochastic Lanczos quadrature). */
 export interface SpectralDensityOptions {
   /** Independent start vectors (default 10). */
   runs?: number;
@@ -32,26 +33,35 @@ export interface SpectralDensityOptions {
   sigma?: number;
   /** Grid margin on each side as a fraction of the spread (default 0.1; >= 0). */
   gridPadding?: number;
+  /** Seed of the start vectors (default 0). */
   seed?: number;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** A spectral density by stochastic Lanczos quadrature (Lin, Saad, Yang 2016; Ghorbani et al. 2019): per-run Gauss quadrature nodes and weights, and their Gaussian-smoothed density. */
 export interface SpectralDensityResult {
   /** Per run, the Ritz values (ascending). */
   nodes: number[][];
   /** Per run, the squared first components of T's eigenvectors (each run sums to 1). */
   weights: number[][];
+  /** The uniform grid of eigenvalues t the density is evaluated on. */
   grid: number[];
   /** Smoothed density on the grid, averaged over runs. */
   density: number[];
+  /** The Gaussian kernel width used. */
   sigma: number;
+  /** Runs done. */
   runs: number;
   /** Steps per run asked for (capped by dim); a run that broke down has fewer nodes. */
   steps: number;
+  /** Operator products used. */
   matvecs: number;
+  /** Wall-clock time in milliseconds. */
   wallMs: number;
 }
 
+/** The spectral density phi(t) of a symmetric operator by stochastic Lanczos quadrature (Lin, Saad, Yang 2016, section 3.2; Ghorbani, Krishnan, Xiao 2019, section 2): see the module comment. */
 export async function spectralDensity<V>(op: SymmetricOperator<V>, options: SpectralDensityOptions = {}): Promise<SpectralDensityResult> {
   const where = "spectral density";
   const t0 = performance.now();

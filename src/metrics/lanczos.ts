@@ -154,6 +154,7 @@ export async function lanczosRecurrence<V>(
 // ---------------------------------------------------------------------------------------------
 // Option checks and probes shared by spectrum.ts, trace.ts and density.ts.
 
+/** Distribution of random probe vectors: Rademacher (+-1 entries) or standard Gaussian. */
 export type ProbeDistribution = "rademacher" | "gaussian";
 
 /** A positive integer option, or its default when undefined. */

@@ -111,12 +111,15 @@ export function perSampleLossGradient(kind: LossKind, outputs: Float64Array, dat
 
 // ---------------------------------------------------------------------------------------------
 
+/** The l_p path norm (Neyshabur, Salakhutdinov, Srebro 2015). */
 export interface PathNormResult {
+  /** The exponent p used. */
   p: number;
   /** phi_p = (sum over paths of prod |w|^p)^(1/p). */
   value: number;
   /** phi_p^p, the sum over paths itself (Jiang et al.'s "path.norm" for p = 2 reports this). */
   sumOverPaths: number;
+  /** Wall time (computed on the host: no objective passes). */
   cost: MetricCost;
 }
 
@@ -160,6 +163,7 @@ export function pathNorm(spec: ModelSpec, theta: Float64Array, options: { p?: nu
 
 // ---------------------------------------------------------------------------------------------
 
+/** The Fisher-Rao norm (Liang, Poggio, Rakhlin, Stokes 2019), empirical Fisher. */
 export interface FisherRaoResult {
   /** ||theta||_fr^2 = E_i[ <theta, grad_theta l_i>^2 ]. */
   squared: number;
@@ -167,9 +171,11 @@ export interface FisherRaoResult {
   value: number;
   /** K^2 E_i[<dl_i/df, f>^2] (Liang et al.'s closed form); equals `squared` exactly only for bias-free nets. */
   closedForm: number;
+  /** Whether the net has no biases (closedForm then equals squared). */
   biasFree: boolean;
   /** <theta, grad_theta l_i> per sample. */
   perSample: Float64Array;
+  /** Passes and wall time of the computation. */
   cost: MetricCost;
 }
 

@@ -41,21 +41,29 @@ import { Rng } from "../random.ts";
 import { type MetricCost, withCost } from "./cost.ts";
 import { quadraticForms } from "./relativeFlatness.ts";
 
+/** Options of normalizedSharpness. */
 export interface NormalizedSharpnessOptions {
+  /** Layers to measure (0-based Linear index); default all. */
   layers?: number[];
   /** true: exact diagonal; false: Hutchinson; default exact when the measured weights number <= exactLimit. */
   exact?: boolean;
+  /** Largest count of measured weights for which the diagonal is exact when `exact` is not given (default 1024). */
   exactLimit?: number;
   /** Hutchinson samples (default 256). */
   samples?: number;
+  /** HVP directions per hvpBlock call (default 16). */
   blockSize?: number;
+  /** Seed of the Hutchinson probes (default 0). */
   seed?: number;
   /** Relative stationarity residual at which the alternating minimization stops (default 1e-10). */
   tolerance?: number;
+  /** Iteration cap of the alternating minimization per layer (default 20000). */
   maxIterations?: number;
 }
 
+/** Normalized sharpness NS_l of one layer (Tsuzuku et al. 2020). */
 export interface LayerNormalizedSharpness {
+  /** 0-based Linear layer index l. */
   layer: number;
   /** NS_l, the rank-one (row x column) minimum. */
   value: number;
@@ -65,16 +73,25 @@ export interface LayerNormalizedSharpness {
   diagonal: Float64Array;
   /** Minimizing alpha_i² and beta_j² (Infinity / 0 for removed degenerate rows and columns). */
   rowScale: Float64Array;
+  /** Minimizing beta_j², one per input unit (column of W_l). */
   columnScale: Float64Array;
+  /** Alternating-minimization sweeps run. */
   iterations: number;
+  /** Whether every row reached the stationarity tolerance. */
   converged: boolean;
 }
 
+/** Normalized sharpness (Tsuzuku, Sato, Sugiyama, ICML 2020) of the measured layers, with unit constants (metric-anchors.md section 5). */
 export interface NormalizedSharpnessResult {
+  /** Per measured layer, in the order asked. */
   layers: LayerNormalizedSharpness[];
+  /** NS = sum of NS_l over the measured layers. */
   total: number;
+  /** Sum of the per-entry forms 2 Σ |W_ij| sqrt(h_ij). */
   totalPerEntry: number;
+  /** Whether the Hessian diagonal was exact (one HVP per weight) or a Hutchinson estimate. */
   exact: boolean;
+  /** Passes and wall time of the computation. */
   cost: MetricCost;
 }
 
@@ -225,6 +242,7 @@ async function weightDiagonal<V>(
   return perLayer;
 }
 
+/** Normalized sharpness (Tsuzuku et al. 2020) of every requested layer: the rank-one minimum of Σ h_ij alpha_i² beta_j² + W_ij² / (alpha_i² beta_j²) by alternating minimization; invariant under T_alpha (Dinh et al. 2017 Definition 5) and neuron-wise rescaling. See the module comment. */
 export async function normalizedSharpness<V>(
   objective: Objective<V>,
   theta: V,

@@ -11,8 +11,11 @@ import { HostVectorSpace } from "../hostVectorSpace.ts";
 import type { ModelSpec } from "../model.ts";
 import { parameterLayout } from "../model.ts";
 
+/** A symmetric linear operator A on a vector space (the Hessian, the Gauss-Newton matrix, or a restriction of either), applied by matrix-free products. */
 export interface SymmetricOperator<V> {
+  /** Dimension n of the space A acts on. */
   readonly dim: number;
+  /** The space of A's vectors. */
   readonly space: VectorSpace<V>;
   /** out <- A v */
   apply(v: V, out: V): Promise<void>;

@@ -33,21 +33,33 @@ import type { Objective } from "../objective.ts";
 import { Rng } from "../random.ts";
 import { type MetricCost, withCost } from "./cost.ts";
 
+/** Options of pacBayesSigma (defaults as Jiang et al.'s re-implementation). */
 export interface PacBayesSigmaOptions {
+  /** Magnitude-aware noise std sqrt(sigma² theta_i² + eps²) (#61, default true) or isotropic sigma (#53). */
   magnitudeAware?: boolean;
+  /** The deviation the bisection aims at (default 0.1). */
   targetDeviation?: number;
+  /** Measure the deviation on the mean loss (default) or on the accuracy (ce and logistic only). */
   deviation?: "loss" | "accuracy";
   /** The objective's dataset; required for deviation "accuracy". */
   data?: Dataset;
+  /** eps of the magnitude-aware std (default 1e-3; 0 makes the measure exactly invariant). */
   epsilon?: number;
+  /** Monte-Carlo draws per bisection step (default 10). */
   samples?: number;
+  /** Bisection steps (default 15). */
   searchDepth?: number;
+  /** Initial bracket [lo, hi] of sigma (default [0, 2]). */
   bracket?: [number, number];
+  /** Stop once |deviation - target| < tolerance (default 0: run every step). */
   tolerance?: number;
+  /** Seed of the noise draws (default 0), reused at every step. */
   seed?: number;
 }
 
+/** The PAC-Bayes noise scale sigma' and flatness 1/sigma'² (Jiang et al. 2020, measures #53 and #61). */
 export interface PacBayesSigmaResult {
+  /** sigma': the noise scale at which the deviation reaches the target (bisection on the bracket). */
   sigma: number;
   /** 1 / sigma². */
   flatness: number;
@@ -59,6 +71,7 @@ export interface PacBayesSigmaResult {
   bracket: [number, number];
   /** "high": never exceeded the target (sigma pinned at the top of the bracket); "low": always exceeded. */
   saturated: "low" | "high" | null;
+  /** Passes and wall time of the computation. */
   cost: MetricCost;
 }
 
@@ -83,6 +96,7 @@ export function accuracyFromOutputs(outputs: Float64Array, data: Dataset, c: num
   return correct / data.n;
 }
 
+/** The PAC-Bayes sigma' of Jiang et al. 2020 ("Fantastic generalization measures", #53 pacbayes.flatness and #61 pacbayes.mag.flatness) by bisection with common random numbers; flatness = 1/sigma'². See the module comment. */
 export async function pacBayesSigma<V>(
   objective: Objective<V>,
   theta: V,

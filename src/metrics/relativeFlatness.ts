@@ -35,35 +35,45 @@ import type { Objective } from "../objective.ts";
 import { Rng } from "../random.ts";
 import { type MetricCost, withCost } from "./cost.ts";
 
+/** Options of relativeFlatness. */
 export interface RelativeFlatnessOptions {
   /** Layers to measure (0-based Linear index); default all. */
   layers?: number[];
   /** true: exact for every layer; false: Hutchinson for every layer; default: exact when r·in <= exactLimit. */
   exact?: boolean;
+  /** Largest r·in (HVPs) for which a layer is computed exactly when `exact` is not given (default 512). */
   exactLimit?: number;
   /** Hutchinson samples per stochastic layer (default 64). */
   samples?: number;
   /** HVP directions per hvpBlock call (default 16). */
   blockSize?: number;
+  /** Seed of the Rademacher probes (default 0; each layer draws its own stream). */
   seed?: number;
 }
 
+/** Relative flatness kappa_l of one layer (Petzka et al. 2021). */
 export interface LayerRelativeFlatness {
+  /** 0-based Linear layer index l. */
   layer: number;
+  /** kappa_l = sum_{s,s'} <w_s, w_s'> Tr(H_{s,s'}) (estimated or exact). */
   value: number;
   /** 0 for the exact form. */
   stderr: number;
+  /** Whether it was computed exactly (r·in HVPs) or by Hutchinson. */
   exact: boolean;
   /** HVP directions spent on this layer. */
   directions: number;
 }
 
+/** Relative flatness (Petzka, Kamp, Adilova, Sminchisescu, Boley, NeurIPS 2021) of the measured layers and their sum. */
 export interface RelativeFlatnessResult {
+  /** Per measured layer, in the order asked. */
   layers: LayerRelativeFlatness[];
   /** sum of kappa_l over the measured layers. */
   total: number;
   /** sqrt of the sum of squared per-layer standard errors (independent seeds per layer). */
   totalStderr: number;
+  /** Passes and wall time of the computation. */
   cost: MetricCost;
 }
 
@@ -133,6 +143,7 @@ export async function quadraticForms<V>(
   return values;
 }
 
+/** Relative flatness kappa_l (Petzka et al. 2021) of every requested layer, exact or by Hutchinson (see the module comment); invariant under T_alpha (Dinh et al. 2017 Definition 5) and neuron-wise rescaling of the measured layer. */
 export async function relativeFlatness<V>(
   objective: Objective<V>,
   theta: V,

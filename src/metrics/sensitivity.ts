@@ -20,15 +20,23 @@ import { type MetricCost, withCost } from "./cost.ts";
 import { layerMask } from "./operator.ts";
 import { hostCost, hostForward, perSampleLossGradient } from "./normBased.ts";
 
+/** The gradient norm of one tensor. */
 export interface TensorGradientNorm {
+  /** PyTorch-style tensor name ("2k.weight", "2k.bias"). */
   name: string;
+  /** 0-based layer index. */
   layer: number;
+  /** Weight or bias. */
   role: "weight" | "bias";
+  /** ||grad L|| restricted to the tensor. */
   norm: number;
 }
 
+/** The gradient norms of one layer. */
 export interface LayerGradientNorm {
+  /** 0-based layer index. */
   layer: number;
+  /** ||grad_{W_k} L||. */
   weight: number;
   /** null when the layer has no bias. */
   bias: number | null;
@@ -36,12 +44,17 @@ export interface LayerGradientNorm {
   norm: number;
 }
 
+/** Per-tensor and per-layer norms of grad L(theta); they scale as 1/alpha_k under T_alpha (Dinh et al. 2017 section 4). */
 export interface LayerGradientNormsResult {
+  /** L(theta). */
   loss: number;
+  /** Per tensor, in theta order. */
   tensors: TensorGradientNorm[];
+  /** Per layer. */
   layers: LayerGradientNorm[];
   /** ||grad L||. */
   total: number;
+  /** Passes and wall time of the computation. */
   cost: MetricCost;
 }
 
@@ -82,17 +95,25 @@ export async function layerGradientNorms<V>(objective: Objective<V>, theta: V): 
   return { ...result, cost };
 }
 
+/** Options of inputGradientNorms. */
 export interface InputGradientOptions {
   /** "output": ||df/dx||_F (default); "loss": ||dl/dx||_2 (needs `loss`). */
   of?: "output" | "loss";
+  /** The loss of the per-sample l (needed for of = "loss"). */
   loss?: LossKind;
 }
 
+/** Input-gradient norms over the dataset (Dinh et al. 2017 section 5.2: they change under input reparametrizations). */
 export interface InputGradientNormsResult {
+  /** What was differentiated: the outputs f or the per-sample loss l. */
   of: "output" | "loss";
+  /** The norm per sample, in data order. */
   perSample: Float64Array;
+  /** Mean over the samples. */
   mean: number;
+  /** Max over the samples. */
   max: number;
+  /** Wall time (host computation, no objective passes). */
   cost: MetricCost;
 }
 
@@ -121,6 +142,7 @@ function backToInput(
   return g;
 }
 
+/** Per-sample input sensitivities ||df(x)/dx||_F (or ||dl(x)/dx||_2), computed on the host in float64; a function of f alone, so unchanged by T_alpha and neuron-wise rescaling, changed by input reparametrizations (Dinh et al. 2017 section 5.2). */
 export function inputGradientNorms(
   spec: ModelSpec,
   theta: Float64Array,

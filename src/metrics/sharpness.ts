@@ -28,10 +28,14 @@ import { type MetricCost, type Progress, withCost } from "./cost.ts";
 
 export { volumeFlatness, type VolumeFlatnessOptions, type VolumeFlatnessResult } from "./volume.ts";
 
+/** Which ε-sharpness: "dinh" (Dinh et al. 2017 Definition 2, l2 ball), "keskar" (Keskar et al. 2017 Metric 2.1, full-space box) or "keskar-subspace" (Metric 2.1 on a random p-dimensional subspace). */
 export type EpsilonSharpnessKind = "dinh" | "keskar" | "keskar-subspace";
 
+/** Options of epsilonSharpness. */
 export interface EpsilonSharpnessOptions {
+  /** The radius ε (> 0): of the l2 ball (dinh) or the relative box size (keskar). */
   epsilon: number;
+  /** Which definition to compute. */
   kind: EpsilonSharpnessKind;
   /** keskar-subspace: p, the subspace dimension (default 1000, capped at n). */
   subspaceDim?: number;
@@ -39,19 +43,27 @@ export interface EpsilonSharpnessOptions {
   restarts?: number;
   /** Ascent steps per restart (default 20). */
   steps?: number;
+  /** Seed of the random starts and of the keskar-subspace basis (default 0). */
   seed?: number;
   /** lambda_max of the Hessian at theta, if known: enables the second-order estimate (dinh only). */
   topEigenvalue?: number;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** An ε-sharpness (Dinh et al. 2017 Definition 2, or Keskar et al. 2017 Metric 2.1), with the ascent's record. */
 export interface EpsilonSharpnessResult {
+  /** The definition computed. */
   kind: EpsilonSharpnessKind;
+  /** The radius ε used. */
   epsilon: number;
   /** dinh: (max L - L(theta)) / (1 + L(theta)); keskar, keskar-subspace: 100 times that. */
   value: number;
+  /** The largest loss L(theta + delta) found in the set. */
   maxLoss: number;
+  /** L(theta). */
   baseLoss: number;
+  /** Ascent steps over all restarts. */
   iterations: number;
   /** Restart that found maxLoss (-1: none beat delta = 0). */
   bestRestart: number;
@@ -59,6 +71,7 @@ export interface EpsilonSharpnessResult {
   secondOrderEstimate: number | null;
   /** keskar-subspace: p; otherwise null. */
   subspaceDim: number | null;
+  /** Passes and wall time of the computation. */
   cost: MetricCost;
 }
 
@@ -163,27 +176,39 @@ export function keskarSubspaceBasis<V>(space: VectorSpace<V>, p: number, seed: n
   return randomOrthonormalColumns(space, p, (seed ^ 0x5bd1e995) >>> 0);
 }
 
+/** Options of adaptiveSharpness. */
 export interface AdaptiveSharpnessOptions {
+  /** The radius rho of u (> 0; delta = c ⊙ u). */
   rho: number;
+  /** The norm of the ball of u: "l2" or "linf". */
   norm: BallNorm;
+  /** Worst case (max over the ball) or average case (expectation over random u). */
   kind: "worst" | "average";
   /** Average case: Monte-Carlo samples (default 100). */
   samples?: number;
   /** Worst case: ascent steps per restart (default 20) and restarts (default 1). */
   steps?: number;
+  /** Worst case: Auto-PGD restarts (default 1). */
   restarts?: number;
   /** c = |theta| + eta elementwise (default 0: exactly invariant under T_alpha and neuron-wise rescaling). */
   eta?: number;
+  /** Seed of the random starts or samples (default 0). */
   seed?: number;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** Adaptive sharpness (Kwon et al. 2021, ASAM; Andriushchenko et al. 2023), worst or average case. */
 export interface AdaptiveSharpnessResult {
+  /** Worst or average case, as asked. */
   kind: "worst" | "average";
+  /** The norm of the ball of u. */
   norm: BallNorm;
+  /** The radius rho. */
   rho: number;
   /** worst: max L(theta + c⊙u) - L(theta); average: E_u L(theta + c⊙u) - L(theta). Not divided by 1 + L. */
   value: number;
+  /** L(theta). */
   baseLoss: number;
   /** worst: the max loss found; average: the sample mean of the perturbed loss. */
   perturbedLoss: number;
@@ -191,6 +216,7 @@ export interface AdaptiveSharpnessResult {
   stderr: number | null;
   /** worst: ascent steps over all restarts; average: samples. */
   iterations: number;
+  /** Passes and wall time of the computation. */
   cost: MetricCost;
 }
 
@@ -296,22 +322,31 @@ export async function adaptiveSharpness<V>(objective: Objective<V>, theta: V, op
   }
 }
 
+/** Options of samSharpness. */
 export interface SamSharpnessOptions {
+  /** The l2 radius rho of delta (> 0). */
   rho: number;
   /** Ascent steps (default 1: SAM's single step delta = rho grad / ||grad||_2). */
   steps?: number;
   /** Adaptive (ASAM): delta = c ⊙ u, c = |theta| + eta, ||u||_2 <= rho (default false). */
   adaptive?: boolean;
+  /** Adaptive only: eta of c = |theta| + eta (default 0). */
   eta?: number;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** SAM sharpness (Foret et al. 2021, section 2): the loss rise after SAM's ascent step(s). */
 export interface SamSharpnessResult {
   /** max over the points visited (u = 0 included) of L(theta + delta) - L(theta). */
   value: number;
+  /** The largest L(theta + delta) visited. */
   maxLoss: number;
+  /** L(theta). */
   baseLoss: number;
+  /** Ascent steps taken. */
   iterations: number;
+  /** Passes and wall time of the computation. */
   cost: MetricCost;
 }
 
@@ -345,24 +380,33 @@ export async function samSharpness<V>(objective: Objective<V>, theta: V, options
   }
 }
 
+/** Options of mSharpness. */
 export interface MSharpnessOptions {
   /** Subset size m (1 <= m <= sampleCount). */
   m: number;
+  /** The l2 radius rho of the ascent on each subset (> 0). */
   rho: number;
   /** Ascent steps per subset (default 1, SAM's). */
   steps?: number;
   /** Seed of the permutation that splits the data. */
   seed?: number;
+  /** Use ASAM's adaptive ball (c = |theta| + eta) on each subset (default false). */
   adaptive?: boolean;
+  /** Adaptive only: eta of c = |theta| + eta (default 0). */
   eta?: number;
+  /** Progress callback: fraction of subsets done. */
   onProgress?: Progress;
 }
 
+/** m-sharpness (Foret et al. 2021, section 4.1 and appendix C.3): SAM sharpness averaged over disjoint subsets of m samples. */
 export interface MSharpnessResult {
   /** Mean over subsets of max_{||delta||_2 <= rho} L_M(theta + delta) - L_M(theta). */
   value: number;
+  /** samSharpness of each subset's loss L_M, in subset order. */
   perSubset: number[];
+  /** Subsets used: floor(sampleCount / m). */
   subsets: number;
+  /** The subset size m. */
   m: number;
   /** sampleCount mod m samples left out (the last, incomplete part of the permutation). */
   droppedSamples: number;

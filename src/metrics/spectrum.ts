@@ -28,8 +28,10 @@ import { choiceOption, countOption, lanczosRecurrence, type LanczosTridiagonal, 
 import type { SymmetricOperator } from "./operator.ts";
 import { tridiagonalEigen } from "./tridiagonal.ts";
 
+/** Which eigenvalues Lanczos returns (ARPACK's names): largest algebraic "LA", smallest algebraic "SA", largest magnitude "LM". */
 export type EigenWhich = "LA" | "SA" | "LM";
 
+/** Options of lanczosEigenpairs. */
 export interface LanczosOptions {
   /** Eigenpairs wanted (default 1). */
   k?: number;
@@ -39,14 +41,19 @@ export interface LanczosOptions {
   maxSteps?: number;
   /** Relative residual tolerance (default 1e-5). */
   tol?: number;
+  /** Seed of the Gaussian start vector (default 0). */
   seed?: number;
   /** Return the Ritz vectors (the caller disposes them). */
   keepVectors?: boolean;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** Extreme eigenpairs of a symmetric operator by Lanczos with full reorthogonalization (Golub & Van Loan section 10.1-10.3). */
 export interface LanczosResult<V> {
+  /** The method that produced the result. */
   method: "lanczos";
+  /** Which end of the spectrum was asked for. */
   which: EigenWhich;
   /** LA: descending; SA: ascending; LM: by descending |lambda|. */
   eigenvalues: number[];
@@ -54,13 +61,19 @@ export interface LanczosResult<V> {
   residuals: number[];
   /** Ritz estimates |beta_m s_{m,i}| at the last step. */
   ritzResiduals: number[];
+  /** Per eigenpair: its true relative residual is within tol (or within working precision, 10 eps ||A||). */
   converged: boolean[];
+  /** Lanczos steps taken (the size of T_m). */
   steps: number;
+  /** Operator products used, the k residual checks included. */
   matvecs: number;
+  /** Wall-clock time in milliseconds. */
   wallMs: number;
+  /** keepVectors only: unit-norm Ritz vectors, one per eigenvalue; the caller disposes them. */
   vectors?: V[];
 }
 
+/** Options of powerIteration. */
 export interface PowerIterationOptions {
   /** Eigenpairs wanted (default 1). */
   k?: number;
@@ -68,22 +81,31 @@ export interface PowerIterationOptions {
   maxIter?: number;
   /** Default 1e-4. */
   tol?: number;
+  /** Seed of the Gaussian start vectors (default 0). */
   seed?: number;
+  /** Return the eigenvectors (the caller disposes them). */
   keepVectors?: boolean;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** Largest-magnitude eigenpairs by deflated power iteration (PyHessian, Yao et al. 2020). */
 export interface PowerIterationResult<V> {
+  /** The method that produced the result. */
   method: "power";
   /** In the order found: by descending |lambda|. */
   eigenvalues: number[];
   /** True residuals ||A v - lambda v|| for the unit vector v of each pair. */
   residuals: number[];
+  /** Per eigenpair: the change of lambda and the deflated residual both fell below tol within maxIter. */
   converged: boolean[];
   /** Iterations (products) per eigenpair. */
   iterations: number[];
+  /** Operator products used. */
   matvecs: number;
+  /** Wall-clock time in milliseconds. */
   wallMs: number;
+  /** keepVectors only: unit-norm eigenvectors, one per eigenvalue; the caller disposes them. */
   vectors?: V[];
 }
 
@@ -131,6 +153,7 @@ function stopRule(k: number, which: EigenWhich, tol: number) {
   };
 }
 
+/** The k extreme eigenpairs of a symmetric operator (options.which: LA, SA or LM) by Lanczos with full reorthogonalization and no restarts (Golub & Van Loan section 10.1-10.3); convergence is judged on true residuals. See the module comment. */
 export async function lanczosEigenpairs<V>(op: SymmetricOperator<V>, options: LanczosOptions = {}): Promise<LanczosResult<V>> {
   const where = "lanczos";
   const t0 = performance.now();
@@ -204,6 +227,7 @@ export async function lanczosEigenpairs<V>(op: SymmetricOperator<V>, options: La
   }
 }
 
+/** The k largest-magnitude eigenpairs of a symmetric operator by deflated power iteration, as PyHessian (Yao et al. 2020); stops when the relative change of lambda and the relative residual are below tol. See the module comment. */
 export async function powerIteration<V>(op: SymmetricOperator<V>, options: PowerIterationOptions = {}): Promise<PowerIterationResult<V>> {
   const where = "power iteration";
   const t0 = performance.now();

@@ -54,24 +54,32 @@ export const METRICS = {
   "input-gradients": { key: "inputGradients", about: "input-gradient norms ||df/dx||_F over the data (Dinh et al. section 5.2)" },
 } as const;
 
+/** A metric measureMetrics can compute: a key of METRICS. */
 export type MetricName = keyof typeof METRICS;
+/** Every metric name, in the order of METRICS. */
 export const METRIC_NAMES = Object.keys(METRICS) as MetricName[];
 /** What `flatness measure` computes when --metrics is not given (the issue's required keys). */
 export const DEFAULT_METRICS: MetricName[] = ["spectrum", "trace"];
 /** The metrics `all` expands to. */
 export const ALL_METRICS: MetricName[] = METRIC_NAMES;
 
+/** Options of measureMetrics: the metrics to run and each one's settings. */
 export interface MeasureOptions {
+  /** The metrics to compute, run in the order of METRICS. */
   metrics: MetricName[];
   /** Eigenpairs for spectrum, smallest and power (default 3). */
   topK?: number;
   /** Matrix-vector products of the trace estimator (default 99: Hutch++ splits them in thirds). */
   traceSamples?: number;
+  /** Trace estimator: "hutch++" (default, Meyer et al. 2021) or "hutchinson" (Hutchinson 1989). */
   traceMethod?: "hutch++" | "hutchinson";
   /** Probes of the diagonal and Frobenius estimators (default 64). */
   probeSamples?: number;
+  /** Spectral density: independent SLQ runs (default 10). */
   densityRuns?: number;
+  /** Spectral density: Lanczos steps per run (default 80, capped by n). */
   densitySteps?: number;
+  /** Seed of every stochastic metric (default 0): the same seed on the same device gives the same report. */
   seed?: number;
   /** Restrict the curvature metrics to these layers or tensors ("0", "1.weight", ...). */
   layers?: string[];
@@ -79,6 +87,7 @@ export interface MeasureOptions {
   epsilon?: number;
   /** Volume flatness loss tolerance (default 0.01). */
   volumeEpsilon?: number;
+  /** Volume flatness: Monte-Carlo rays (default 64). */
   volumeRays?: number;
   /** Adaptive sharpness radius (default 0.1, Andriushchenko et al.). */
   rho?: number;
@@ -93,17 +102,25 @@ export interface MeasureOptions {
    * (objective.spec and objective.lossKind over the subset); without it m-sharpness is refused.
    */
   backend?: Pick<Backend, "objective">;
+  /** Progress callback: the metric running, its fraction done in [0, 1] and a short message. */
   onProgress?: (metric: string, fraction: number, message: string) => void;
 }
 
 /** A JSON-ready report: loss, gradient norm, then one key per metric asked for. */
 export interface MeasureReport {
+  /** L(theta), the mean training loss. */
   loss: number;
+  /** ||grad L(theta)||_2. */
   gradientNorm: number;
+  /** Parameter count n. */
   parameters: number;
+  /** Sample count N. */
   samples: number;
+  /** The seed the stochastic metrics used. */
   seed: number;
+  /** The layers the curvature metrics were restricted to; null for the full Hessian. */
   layers: string[] | null;
+  /** One key per metric asked for (METRICS[name].key), each holding that metric's result with its cost. */
   [metric: string]: unknown;
 }
 

@@ -24,40 +24,57 @@ import { countOption, dependenceTolerance, distributionOption, drawProbe, meanAn
 import type { SymmetricOperator } from "./operator.ts";
 import { InputError } from "../errors.ts";
 
+/** Options of hutchinsonTrace. */
 export interface HutchinsonOptions {
   /** Probes (default 100). */
   samples?: number;
   /** Default "rademacher". */
   distribution?: ProbeDistribution;
+  /** Seed of the probes (default 0). */
   seed?: number;
   /** Probes per applyBlock call (default 8). */
   blockSize?: number;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** A Hutchinson trace estimate (Hutchinson 1989): tr(A) = E[z^T A z]. */
 export interface HutchinsonResult {
+  /** The estimator that produced the result. */
   method: "hutchinson";
+  /** The estimate of tr(A): the mean of the probe values. */
   estimate: number;
   /** Sample standard deviation of the probe values / sqrt(samples) (NaN for one sample). */
   stderr: number;
+  /** Probes used. */
   samples: number;
   /** z_i^T A z_i per probe. */
   probeValues: number[];
+  /** Distribution of the probes. */
   distribution: ProbeDistribution;
+  /** Operator products used (one per probe). */
   matvecs: number;
+  /** Wall-clock time in milliseconds. */
   wallMs: number;
 }
 
+/** Options of hutchPlusPlusTrace. */
 export interface HutchPlusPlusOptions {
   /** Total products (default 99, at least 3). */
   matvecs?: number;
+  /** Probe distribution (default "rademacher"). */
   distribution?: ProbeDistribution;
+  /** Seed of the sketch and probes (default 0). */
   seed?: number;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** A Hutch++ trace estimate (Meyer, Musco, Musco, Woodruff 2021, Algorithm 1): exactPart + residualPart. */
 export interface HutchPlusPlusResult {
+  /** The estimator that produced the result. */
   method: "hutch++";
+  /** The estimate of tr(A): exactPart + residualPart. */
   estimate: number;
   /** Standard error of the residual Hutchinson part (NaN with fewer than two residual probes). */
   stderr: number;
@@ -69,35 +86,51 @@ export interface HutchPlusPlusResult {
   residualPart: number;
   /** Residual probes used. */
   residualSamples: number;
+  /** Operator products used (exactly options.matvecs). */
   matvecs: number;
+  /** Wall-clock time in milliseconds. */
   wallMs: number;
+  /** Distribution of the sketch and residual probes. */
   distribution: ProbeDistribution;
 }
 
+/** Options of hessianDiagonal and squaredFrobeniusNorm. */
 export interface ProbeOptions {
   /** Probes (default 100). */
   samples?: number;
+  /** Seed of the probes (default 0). */
   seed?: number;
   /** Default "rademacher". */
   distribution?: ProbeDistribution;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** A diagonal estimate diag(A) = E[z ⊙ A z] (Bekas, Kokiopoulou, Saad 2007). */
 export interface DiagonalResult {
+  /** Per-entry estimate of diag(A), length dim (in the order of theta). */
   diagonal: Float64Array;
   /** Per-entry standard error (NaN for one sample). */
   stderr: Float64Array;
+  /** Probes used. */
   samples: number;
+  /** Operator products used (one per probe). */
   matvecs: number;
+  /** Wall-clock time in milliseconds. */
   wallMs: number;
 }
 
+/** A squared Frobenius norm estimate ||A||_F^2 = E[||A z||^2]. */
 export interface FrobeniusResult {
   /** Estimate of ||A||_F^2. */
   estimate: number;
+  /** Standard error of the estimate (NaN for one sample). */
   stderr: number;
+  /** Probes used. */
   samples: number;
+  /** Operator products used (one per probe). */
   matvecs: number;
+  /** Wall-clock time in milliseconds. */
   wallMs: number;
 }
 
@@ -144,6 +177,7 @@ async function forEachProbe<V>(
   }
 }
 
+/** tr(A) by Hutchinson's estimator (Hutchinson 1989): the mean of z^T A z over `samples` random probes, with its standard error. */
 export async function hutchinsonTrace<V>(op: SymmetricOperator<V>, options: HutchinsonOptions = {}): Promise<HutchinsonResult> {
   const where = "hutchinson";
   const t0 = performance.now();
@@ -187,6 +221,7 @@ async function orthonormalize<V>(space: VectorSpace<V>, columns: V[]): Promise<b
   return keep;
 }
 
+/** tr(A) by Hutch++ (Meyer, Musco, Musco, Woodruff 2021, Algorithm 1): exact trace on a sketched subspace plus Hutchinson on its complement, in exactly `matvecs` products. */
 export async function hutchPlusPlusTrace<V>(op: SymmetricOperator<V>, options: HutchPlusPlusOptions = {}): Promise<HutchPlusPlusResult> {
   const where = "hutch++";
   const t0 = performance.now();
@@ -249,6 +284,7 @@ export async function hutchPlusPlusTrace<V>(op: SymmetricOperator<V>, options: H
   }
 }
 
+/** diag(A) by E[z ⊙ A z] (Bekas, Kokiopoulou, Saad 2007), per entry with its standard error. */
 export async function hessianDiagonal<V>(op: SymmetricOperator<V>, options: ProbeOptions = {}): Promise<DiagonalResult> {
   const where = "hessian diagonal";
   const t0 = performance.now();
@@ -275,6 +311,7 @@ export async function hessianDiagonal<V>(op: SymmetricOperator<V>, options: Prob
   return { diagonal: mean, stderr, samples, matvecs: op.matvecs - matvecs0, wallMs: performance.now() - t0 };
 }
 
+/** ||A||_F^2 = tr(A^T A) = E[||A z||^2], the mean over random probes, with its standard error. */
 export async function squaredFrobeniusNorm<V>(op: SymmetricOperator<V>, options: ProbeOptions = {}): Promise<FrobeniusResult> {
   const where = "frobenius norm";
   const t0 = performance.now();

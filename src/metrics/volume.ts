@@ -27,7 +27,9 @@ import { Rng } from "../random.ts";
 import { checkCount, checkPositive } from "./ascent.ts";
 import { type MetricCost, type Progress, withCost } from "./cost.ts";
 
+/** Options of volumeFlatness. */
 export interface VolumeFlatnessOptions {
+  /** The loss tolerance ε (> 0) of the sublevel set L < L(theta) + ε. */
   epsilon: number;
   /** Monte-Carlo rays (default 64). */
   rays?: number;
@@ -37,11 +39,15 @@ export interface VolumeFlatnessOptions {
   initialRadius?: number;
   /** Bisection halvings after the crossing is bracketed (default 30: relative precision 2^-30). */
   bisectionSteps?: number;
+  /** Seed of the ray directions (default 0). */
   seed?: number;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** Volume ε-flatness (Dinh et al. 2017 Definition 1): a Monte-Carlo estimate of the log-volume of the star-shaped ε-sublevel region around theta. */
 export interface VolumeFlatnessResult {
+  /** The loss tolerance ε used. */
   epsilon: number;
   /** log vol of the star-shaped ε-sublevel region around theta (natural log). */
   logVolume: number;
@@ -56,8 +62,11 @@ export interface VolumeFlatnessResult {
   logUnitBall: number;
   /** R_i per ray, in the order drawn. */
   radii: number[];
+  /** Rays that reached maxRadius and were cut there (any makes logVolume a lower bound). */
   censoredRays: number;
+  /** L(theta). */
   baseLoss: number;
+  /** Passes and wall time of the computation. */
   cost: MetricCost;
 }
 

@@ -29,10 +29,14 @@ import { hostForward } from "../metrics/normBased.ts";
 import { symmetricEigen } from "../metrics/tridiagonal.ts";
 import { frobeniusNorms, inputJacobians } from "./inputJacobian.ts";
 
+/** The fitted affine input maps u = A (x - mu): per-feature standardization, PCA whitening, ZCA whitening. */
 export type AffineInputKind = "standardize" | "pca" | "zca";
 
+/** An affine input reparametrization u = A (x - mu) (Dinh et al. 2017 section 5.2 and Appendix C), foldable into the first layer. */
 export interface AffineInputMap {
+  /** Which fit produced A. */
   kind: AffineInputKind;
+  /** Input width d. */
   features: number;
   /** mu, [d]. */
   mean: Float64Array;
@@ -46,13 +50,17 @@ export interface AffineInputMap {
   epsilon: number;
 }
 
+/** The elementwise input reparametrization u = asinh(x / s) (Dinh et al. 2017 section 5.2): invertible, but not foldable into an MLP. */
 export interface ElementwiseInputMap {
+  /** The map's kind. */
   kind: "asinh";
+  /** Input width d. */
   features: number;
   /** s per feature: u = asinh(x / s). */
   scale: Float64Array;
 }
 
+/** An input reparametrization x = xi(u) (Dinh et al. 2017 section 5.2): it changes input gradients, not predictions. */
 export type InputMap = AffineInputMap | ElementwiseInputMap;
 
 function checkMatrix(where: string, x: ArrayLike<number>, features: number): number {

@@ -24,12 +24,13 @@
  */
 import { InputError } from "../errors.ts";
 import type { LossKind, ModelSpec } from "../model.ts";
-import type { Objective } from "../objective.ts";
+import type { Objective, PassCounters } from "../objective.ts";
 import { zeroCounters } from "../objective.ts";
 import { type SymmetricOperator, hessianOperator } from "../metrics/operator.ts";
 import { HostVectorSpace } from "../hostVectorSpace.ts";
 import { type Reparametrization, checkVector } from "./reparametrization.ts";
 
+/** The two terms of the Hessian-vector product of L ∘ Phi (Dinh et al. 2017, section 5.1, the display under Figure 5), kept apart. */
 export interface HvpTerms {
   /** J^T H(Phi(eta)) J v. */
   pullback: Float64Array;
@@ -42,9 +43,10 @@ export interface ReparametrizedObjectiveOptions {
   ownsInner?: boolean;
 }
 
+/** L_eta = L ∘ Phi as an Objective in the coordinates eta (Dinh et al. 2017, section 5.1): exact loss, gradient and Hessian-vector products by the chain rule over any inner objective, on float64 host vectors. See the module comment. */
 export class ReparametrizedObjective<V> implements Objective<Float64Array> {
   readonly space: HostVectorSpace;
-  readonly counters = zeroCounters();
+  readonly counters: PassCounters = zeroCounters();
   readonly spec: ModelSpec;
   readonly lossKind: LossKind;
   readonly sampleCount: number;
@@ -54,6 +56,7 @@ export class ReparametrizedObjective<V> implements Objective<Float64Array> {
   private lossValue: number | null = null;
   private innerGradient: Float64Array | null = null;
 
+  /** L ∘ Phi over `inner` with Phi = `reparametrization` (its dimTheta must be the inner objective's parameter count). */
   constructor(
     readonly inner: Objective<V>,
     readonly reparametrization: Reparametrization,
@@ -143,6 +146,7 @@ export class ReparametrizedObjective<V> implements Objective<Float64Array> {
     return this.thetaInner;
   }
 
+  /** grad L at Phi(eta) in theta coordinates, computed once per eta (it also caches the loss). */
   private async ensureGradient(eta: Float64Array): Promise<Float64Array> {
     const thetaV = this.moveTo(eta);
     if (this.innerGradient === null) {
@@ -158,6 +162,7 @@ export class ReparametrizedObjective<V> implements Objective<Float64Array> {
     return this.innerGradient;
   }
 
+  /** pullback and curvature terms of hess L_eta v for each v (through hvpBlock when `block`). */
   private async terms(eta: Float64Array, vs: Float64Array[], block: boolean): Promise<HvpTerms[]> {
     const r = this.reparametrization;
     vs.forEach((v) => checkVector(r.name, "v", v, r.dimEta));

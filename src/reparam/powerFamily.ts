@@ -26,6 +26,7 @@ import { InputError } from "../errors.ts";
 import { RadialMap, type RadialProfile } from "./radialMap.ts";
 import { type Reparametrization, checkArguments, checkVector } from "./reparametrization.ts";
 
+/** Options of powerFamily: the one-parameter family of Dinh et al. 2017, Figure 5. */
 export interface PowerFamilyOptions {
   /** theta-hat. */
   centre: ArrayLike<number>;
@@ -39,19 +40,23 @@ export interface PowerFamilyOptions {
 
 /** The scalar map h of Figure 5, its derivatives and its inverse (safeguarded Newton). */
 export class PowerScalar {
+  /** h(r) = (r² + b)^a r with a > -1/2 and b >= 0 (InputError otherwise). */
   constructor(readonly a: number, readonly b: number) {
     if (!Number.isFinite(a) || !(a > -0.5)) {
       throw new InputError(`Figure 5 family: a must be finite and > -1/2 (else eta(theta) is bounded or not monotone, so not invertible), got ${a}`);
     }
     if (!Number.isFinite(b) || !(b >= 0)) throw new InputError(`Figure 5 family: b must be finite and >= 0, got ${b}`);
   }
+  /** h(r) = (r² + b)^a r. */
   h(r: number): number {
     return (r * r + this.b) ** this.a * r;
   }
+  /** h'(r) = (r² + b)^(a-1) ((1 + 2a) r² + b). */
   dh(r: number): number {
     const w = r * r + this.b;
     return w ** (this.a - 1) * ((1 + 2 * this.a) * r * r + this.b);
   }
+  /** h''(r) = 2a r (r² + b)^(a-2) ((1 + 2a) r² + 3b). */
   ddh(r: number): number {
     const w = r * r + this.b;
     return 2 * this.a * r * w ** (this.a - 2) * ((1 + 2 * this.a) * r * r + 3 * this.b);
@@ -94,14 +99,18 @@ function notSmooth(where: string, a: number): never {
 
 /** Radial form: Phi(eta) = c + q(s)/s (eta - c). */
 export class RadialPowerFamily extends RadialMap {
+  /** The scalar map h (exponent a, offset b). */
   readonly scalar: PowerScalar;
+  /** The radial Figure 5 map around options.centre. */
   constructor(options: PowerFamilyOptions) {
     super("Figure 5 family (radial)", options.centre);
     this.scalar = new PowerScalar(options.a, options.b);
   }
+  /** k(r) = (r² + b)^a: eta - c = k(r) (theta - c). */
   forwardFactor(r: number): number {
     return (r * r + this.scalar.b) ** this.scalar.a;
   }
+  /** m, n, p of q = h^{-1} at eta-radius s (see the module comment); throws where Phi is not differentiable. */
   profile(s: number): RadialProfile {
     const { a, b } = this.scalar;
     const r = this.scalar.inverse(s);
@@ -120,9 +129,12 @@ export class CoordinatewisePowerFamily implements Reparametrization {
   readonly name = "Figure 5 family (coordinate-wise)";
   readonly dimEta: number;
   readonly dimTheta: number;
+  /** The centre theta-hat. */
   readonly centre: Float64Array;
+  /** The scalar map h (exponent a, offset b). */
   readonly scalar: PowerScalar;
 
+  /** The coordinate-wise Figure 5 map around options.centre. */
   constructor(options: PowerFamilyOptions) {
     if (options.centre.length < 1) throw new InputError(`${this.name}: the centre is empty`);
     checkVector(this.name, "centre", options.centre, options.centre.length);

@@ -48,13 +48,18 @@ export function radialPsiPrime(r: number, rHat: number, delta: number, rho: numb
   return (rho - delta) / (rHat - delta);
 }
 
+/** The radial transformation of Dinh et al. 2017, Appendix A: within B(theta-hat, delta) the radius map psi sends the inner ball of radius r-hat to radius rho, making a minimum at theta-hat (r-hat/rho)² times sharper or flatter; the identity outside the ball. */
 export class RadialTransformation extends RadialMap {
+  /** Radius of the ball outside which nothing changes. */
   readonly delta: number;
+  /** r-hat: theta-radius of the inner ball. */
   readonly rHat: number;
+  /** rho: eta-radius the inner ball is mapped to. */
   readonly rho: number;
   private readonly slope: number;
   private readonly intercept: number;
 
+  /** The transformation of `options`; InputError unless delta > 0 and r-hat, rho lie in ]0, delta[. */
   constructor(options: RadialTransformationOptions) {
     super("radial transformation", options.centre);
     const where = this.name;
@@ -77,14 +82,17 @@ export class RadialTransformation extends RadialMap {
     return Math.sqrt(s) < this.delta;
   }
 
+  /** The map is the identity at eta-radius s > delta. */
   protected override identityAt(s: number): boolean {
     return s > this.delta;
   }
 
+  /** k(r) = psi(r) / r: eta - c = k(r) (theta - c) (at r = 0, rho / r-hat). */
   forwardFactor(r: number): number {
     return r === 0 ? this.rho / this.rHat : radialPsi(r, this.rHat, this.delta, this.rho) / r;
   }
 
+  /** m, n, p of the inverse radius map q (psi with r-hat and rho exchanged) at eta-radius s; one-sided at the kinks s = rho and s = delta. */
   profile(s: number): RadialProfile {
     if (s <= this.rho) return { m: this.rHat / this.rho, n: 0, p: 0 };
     if (s <= this.delta) {

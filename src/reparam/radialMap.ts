@@ -20,6 +20,7 @@
 import { InputError } from "../errors.ts";
 import { type Reparametrization, checkArguments, checkVector, dot } from "./reparametrization.ts";
 
+/** The inverse radius map q at one eta-radius s, as three cancellation-free scalars (see the module comment). */
 export interface RadialProfile {
   /** q(s) / s: theta - c = m y. */
   m: number;
@@ -29,11 +30,14 @@ export interface RadialProfile {
   p: number;
 }
 
+/** A radial map Phi(eta) = c + m(s) (eta - c), s = ||eta - c||_2, around a centre c (Dinh et al. 2017, Appendix A, and the radial Figure 5 family); subclasses give the radius profile. */
 export abstract class RadialMap implements Reparametrization {
   readonly dimEta: number;
   readonly dimTheta: number;
+  /** The centre c. */
   readonly centre: Float64Array;
 
+  /** A map named `name` (for messages) around `centre` (a non-empty finite vector). */
   constructor(readonly name: string, centre: ArrayLike<number>) {
     if (centre.length < 1) throw new InputError(`${name}: the centre is empty`);
     checkVector(name, "centre", centre, centre.length);
@@ -51,6 +55,7 @@ export abstract class RadialMap implements Reparametrization {
   /** k(r) with eta - c = k(r) (theta - c) at theta-radius r >= 0 (the paper's g^{-1}). */
   abstract forwardFactor(r: number): number;
 
+  /** y = eta - c and s = ||y||_2. */
   private offset(eta: ArrayLike<number>): { y: Float64Array; s: number } {
     const y = new Float64Array(this.dimEta);
     for (let i = 0; i < y.length; i++) y[i] = eta[i] - this.centre[i];
@@ -98,6 +103,7 @@ export abstract class RadialMap implements Reparametrization {
     return out;
   }
 
+  /** J v = m v + n (y·v) y at eta (a copy of v where the map is the identity). */
   private applyJacobian(eta: Float64Array, v: Float64Array): Float64Array {
     const { y, s } = this.offset(eta);
     if (this.identityAt(s)) return Float64Array.from(v);

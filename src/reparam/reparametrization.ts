@@ -8,6 +8,7 @@
  */
 import { InputError, assertFinite } from "../errors.ts";
 
+/** A reparametrization theta = Phi(eta) of the parameter space (Dinh et al. 2017 section 5.1, the paper's g) with what the chain rule needs: Phi, its Jacobian products and the second-order term. */
 export interface Reparametrization {
   /** Short name for messages and reports. */
   readonly name: string;

@@ -27,15 +27,21 @@ import { type Reparametrization, checkArguments, checkVector } from "./reparamet
 
 /** Where one layer's tensors sit in eta (scaleOffset = -1 for a layer left out, biasOffset = -1 without bias). */
 export interface WeightNormLayerLayout {
+  /** Whether the layer's rows are normalized (w = s v / ||v||) or left as in theta. */
   normalized: boolean;
   /** v (or w for a layer left out), [out, in] row-major. */
   directionOffset: number;
+  /** Offset of the scales s [out] in eta (-1 for a layer left out). */
   scaleOffset: number;
+  /** Offset of the bias [out] in eta (-1 without bias). */
   biasOffset: number;
   /** Matching offsets in theta. */
   thetaWeightOffset: number;
+  /** Offset of the bias in theta (-1 without bias). */
   thetaBiasOffset: number;
+  /** Rows: the layer's output units. */
   rows: number;
+  /** Columns: the layer's input units. */
   columns: number;
 }
 
@@ -44,12 +50,15 @@ export interface WeightNormalizationOptions {
   layers?: number[];
 }
 
+/** Weight normalization (Salimans & Kingma 2016) as a reparametrization theta = Phi(eta), Dinh et al. 2017 section 5.1: each row w = s v / ||v||_2. See the module comment. */
 export class WeightNormalization implements Reparametrization {
   readonly name = "weight normalization";
   readonly dimEta: number;
   readonly dimTheta: number;
+  /** Where each layer's tensors sit in eta and theta, per layer in order. */
   readonly layers: WeightNormLayerLayout[];
 
+  /** Weight normalization of `spec`'s layers (options.layers, default all); InputError for a layer that does not exist. */
   constructor(readonly spec: ModelSpec, options: WeightNormalizationOptions = {}) {
     validateSpec(spec);
     const K = spec.layers.length;

@@ -17,11 +17,15 @@ import { ReferenceObjective } from "../reference/engine.ts";
 import { compareOutputs } from "../transforms/constructionSupport.ts";
 import type { ClaimRecord, PlotSpec } from "./html.ts";
 
+/** What every claim of `flatness reproduce` runs with. */
 export interface ReproduceContext {
   /** Where every objective is built and claim 15 trains (src/backend/); its precision sets the tolerances. */
   backend: Backend;
+  /** Seed of the claims' problems. */
   seed: number;
+  /** Quick run: smaller problems and fewer samples. */
   quick: boolean;
+  /** Reports what the claim is doing (one line). */
   progress: (message: string) => void;
 }
 
@@ -32,16 +36,25 @@ export function isF32(ctx: ReproduceContext): boolean {
 
 /** What a claim returns; the runner adds id, claim text and timing. */
 export interface ClaimOutcome {
+  /** What was measured, as text. */
   measured: string;
+  /** What the paper predicts, as text. */
   expected: string;
+  /** Whether the measurement agrees with the prediction. */
   pass: boolean;
+  /** Numbers behind the verdict, shown as a key/value table. */
   details?: Record<string, unknown>;
+  /** Plots of the claim. */
   plots?: PlotSpec[];
 }
 
+/** One checkable claim of Dinh et al. 2017 (a theorem, definition or section's statement) and the experiment that checks it. */
 export interface Claim {
+  /** The claim's number (1-based, its position in CLAIMS). */
   id: number;
+  /** The claim, in one sentence. */
   claim: string;
+  /** Runs the check on `ctx`'s backend and seed. */
   run(ctx: ReproduceContext): Promise<ClaimOutcome>;
 }
 

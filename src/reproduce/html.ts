@@ -14,14 +14,44 @@ export type { PlotSeries, PlotSpec } from "./svgPlot.ts";
 
 /** The outcome of checking one claim of the paper. */
 export interface ClaimRecord {
-  id: number; claim: string; measured: string; expected: string; pass: boolean;
-  wallMs: number; details?: Record<string, unknown>; plots?: PlotSpec[]; error?: string;
+  /** The claim's number (1-based, its position in CLAIMS). */
+  id: number;
+  /** The claim, in one sentence. */
+  claim: string;
+  /** What was measured, as text. */
+  measured: string;
+  /** What the paper predicts, as text. */
+  expected: string;
+  /** Whether the measurement agrees with the prediction. */
+  pass: boolean;
+  /** Wall-clock time of the check in milliseconds. */
+  wallMs: number;
+  /** Numbers behind the verdict, shown as a key/value table. */
+  details?: Record<string, unknown>;
+  /** Plots of the claim. */
+  plots?: PlotSpec[];
+  /** The error the check threw ("Name: message"), when it failed to run. */
+  error?: string;
 }
 
 /** A whole `flatness reproduce` run. */
 export interface ReproduceRecord {
-  tool: string; version: string; date: string; adapter: string; quick: boolean; seed: number;
-  wallMs: number; claims: ClaimRecord[];
+  /** The tool's name ("flatness"). */
+  tool: string;
+  /** The tool's version. */
+  version: string;
+  /** When the run was made (ISO 8601). */
+  date: string;
+  /** The backend's description (the GPU adapter, or the float64 CPU engine). */
+  adapter: string;
+  /** Whether it was a quick run (smaller problems and fewer samples). */
+  quick: boolean;
+  /** The seed of every claim's problems. */
+  seed: number;
+  /** Wall-clock time of the whole run in milliseconds. */
+  wallMs: number;
+  /** One record per claim checked, in order. */
+  claims: ClaimRecord[];
 }
 
 /** A number to 4 significant digits (integers exact below 10^15; exponent form when tiny or huge): {@link REPORT_FORMAT}. */

@@ -9,6 +9,7 @@ import { epsilonFullSpace, epsilonSubspace, secondOrder, sharpenTheorem4, sharpe
 import { criticalPoint, inputRepresentation, invariantMeasures, radialFlip, weightNormalization } from "./claimsReparam.ts";
 import { keskarExperiment } from "./claimKeskar.ts";
 
+/** The claims of Dinh et al. 2017 that `flatness reproduce` checks, in report order: T_alpha's observational equivalence and its effect on gradient, Hessian and volume (Theorems 2 and 3), Theorems 4 and 5, the ε-sharpness constructions (section 4.3), the reparametrizations (section 5), Keskar et al.'s experiment and the invariant measures. */
 export const CLAIMS: Claim[] = [
   observationalEquivalence,
   gradientHessianScaling,
@@ -28,14 +29,19 @@ export const CLAIMS: Claim[] = [
   invariantMeasures,
 ];
 
+/** Options of runClaims. */
 export interface RunOptions {
   /** Claim ids to run (default all). */
   only?: number[];
+  /** The backend's description, for the record. */
   adapter: string;
+  /** The tool's version, for the record. */
   version: string;
+  /** Called after each claim with its record, its index among the claims run and their count. */
   onClaim?: (record: ClaimRecord, index: number, total: number) => void;
 }
 
+/** Runs the claims (all, or options.only) in order, each timed and isolated: a claim that throws is recorded as failed and the rest still run. */
 export async function runClaims(ctx: ReproduceContext, options: RunOptions): Promise<ReproduceRecord> {
   const t0 = performance.now();
   const chosen = options.only ? CLAIMS.filter((c) => options.only!.includes(c.id)) : CLAIMS;

@@ -11,17 +11,38 @@
 import { escapeXml, formatNumber, formatTick, REPORT_FORMAT } from "../format.ts";
 
 /** One plotted series; `x` and `y` are paired by index. */
-export interface PlotSeries { name: string; x: number[]; y: number[]; /** draw points only (no line) */ points?: boolean }
+export interface PlotSeries {
+  /** Legend name. */
+  name: string;
+  /** x coordinates (category indices for a bar plot). */
+  x: number[];
+  /** y coordinates, paired with x by index. */
+  y: number[];
+  /** draw points only (no line) */
+  points?: boolean;
+}
 
 /** One plot (of a claim, in the report). */
 export interface PlotSpec {
-  id: string; title: string; xLabel: string; yLabel: string;
-  /** log10 axes (non-positive values are skipped, with a note under the plot) */
-  xLog?: boolean; yLog?: boolean;
+  /** Identifier of the plot, unique within the report. */
+  id: string;
+  /** Title above the plot. */
+  title: string;
+  /** x-axis label. */
+  xLabel: string;
+  /** y-axis label. */
+  yLabel: string;
+  /** log10 x axis (non-positive values are skipped, with a note under the plot) */
+  xLog?: boolean;
+  /** log10 y axis (non-positive values are skipped, with a note under the plot) */
+  yLog?: boolean;
   /** bar: x are category indices, `categories` names them */
   kind?: "line" | "bar";
+  /** Bar plots: the category names, by x index. */
   categories?: string[];
+  /** The series plotted. */
   series: PlotSeries[];
+  /** Caption under the plot. */
   caption?: string;
 }
 

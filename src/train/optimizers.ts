@@ -14,11 +14,16 @@
  */
 import { InputError } from "../errors.ts";
 
+/** The optimizers, with PyTorch's conventions: SGD with momentum, Adam (L2 decay), AdamW (decoupled decay). */
 export type OptimizerKind = "sgd" | "adam" | "adamw";
+/** Every optimizer kind. */
 export const OPTIMIZER_KINDS: readonly OptimizerKind[] = ["sgd", "adam", "adamw"];
 
+/** An optimizer's configuration (defaults as PyTorch). */
 export interface OptimizerConfig {
+  /** Which optimizer. */
   kind: OptimizerKind;
+  /** Learning rate (> 0). */
   lr: number;
   /** SGD momentum μ (default 0: plain SGD). */
   momentum?: number;
@@ -26,7 +31,9 @@ export interface OptimizerConfig {
   weightDecay?: number;
   /** Adam's β1, β2, eps (defaults 0.9, 0.999, 1e-8 as PyTorch). */
   beta1?: number;
+  /** Adam's β2 (default 0.999). */
   beta2?: number;
+  /** Adam's eps (default 1e-8). */
   eps?: number;
 }
 
@@ -115,11 +122,13 @@ export function adamStep(
  * the GPU nothing crosses to the host. step() updates theta in place from a gradient.
  */
 export interface Optimizer<V> {
+  /** The configuration in use, defaults filled in. */
   readonly config: ResolvedOptimizerConfig;
   /** Steps taken so far. */
   readonly steps: number;
   /** theta <- one update from `grad` (grad is only read). */
   step(theta: V, grad: V): void;
+  /** Releases the optimizer's state (momentum, moments). */
   dispose(): void;
 }
 

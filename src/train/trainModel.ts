@@ -19,26 +19,35 @@ import { type EpochRecord, type Snapshot, trainLoop } from "./trainer.ts";
 /** Stream of deriveSeed for the per-epoch shuffles. */
 export const SHUFFLE_STREAM = 2;
 
+/** Options of trainModel. */
 export interface TrainModelOptions {
+  /** The architecture. */
   spec: ModelSpec;
   /** Training data. */
   data: Dataset;
   /** Held-out data, evaluated after every epoch. */
   test?: Dataset;
+  /** The loss to minimize. */
   loss: LossKind;
+  /** The optimizer (PyTorch conventions). */
   optimizer: OptimizerKind;
+  /** Learning rate. */
   lr: number;
   /** SGD momentum (default 0). */
   momentum?: number;
   /** Adam's β1, β2, eps (defaults 0.9, 0.999, 1e-8). */
   beta1?: number;
+  /** Adam's β2 (default 0.999). */
   beta2?: number;
+  /** Adam's eps (default 1e-8). */
   eps?: number;
   /** Clamped to the number of training samples. */
   batchSize: number;
+  /** Passes over the training data. */
   epochs: number;
   /** L2 penalty (sgd, adam) or decoupled decay (adamw); default 0. */
   weightDecay?: number;
+  /** Seed of the initial parameters (unless given) and of the per-epoch shuffles. */
   seed: number;
   /** Initial parameters (default initParameters(spec, seed): He-normal weights, N(0, 0.1²) biases). */
   theta?: Float64Array;
@@ -51,15 +60,21 @@ export interface TrainModelOptions {
   onProgress?: (record: EpochRecord, epochs: number) => void;
 }
 
+/** What trainModel returns: the trained parameters, the per-epoch history and the final numbers. */
 export interface TrainModelResult {
   /** The trained parameters (as stored by the engine: f32 values on the GPU). */
   theta: Float64Array;
+  /** One record per epoch, in order. */
   history: EpochRecord[];
   /** Loss and accuracy before training. */
   initial: Snapshot;
+  /** Training loss after the last epoch. */
   finalTrainLoss: number;
+  /** Training accuracy after the last epoch (ce and logistic only). */
   finalTrainAccuracy?: number;
+  /** Test loss after the last epoch (when test data was given). */
   finalTestLoss?: number;
+  /** Test accuracy after the last epoch (test data given; ce and logistic only). */
   finalTestAccuracy?: number;
   /** Optimizer steps taken. */
   steps: number;
@@ -67,6 +82,7 @@ export interface TrainModelResult {
   batchSize: number;
   /** Wall time, objectives' creation and evaluation included. */
   ms: number;
+  /** The engine's name (TrainingEngine.name, e.g. "webgpu" or "cpu"). */
   engine: string;
   /** The engine's description (the adapter on the GPU). */
   device: string;

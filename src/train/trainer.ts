@@ -24,10 +24,13 @@ export interface MinibatchObjective<V> extends Objective<V> {
 export interface EpochRecord {
   /** 1-based. */
   epoch: number;
+  /** Mean training loss. */
   trainLoss: number;
   /** ce and logistic only. */
   trainAccuracy?: number;
+  /** Mean test loss (when test data was given). */
   testLoss?: number;
+  /** Test accuracy (test data given; ce and logistic only). */
   testAccuracy?: number;
   /** Wall time of the epoch, its evaluation included. */
   ms: number;
@@ -35,9 +38,13 @@ export interface EpochRecord {
 
 /** Loss and accuracy at one point, on the training data and (when given) the test data. */
 export interface Snapshot {
+  /** Mean training loss. */
   trainLoss: number;
+  /** Training accuracy (ce and logistic only). */
   trainAccuracy?: number;
+  /** Mean test loss (when test data was given). */
   testLoss?: number;
+  /** Test accuracy (test data given; ce and logistic only). */
   testAccuracy?: number;
 }
 

@@ -33,6 +33,7 @@ export function alphaScaleDiagonal(spec: ModelSpec, alphas: number[], tolerance 
   return d;
 }
 
+/** T_alpha(theta) = D_alpha theta (Dinh et al. 2017 Definition 5, K layers, biases scaled as Appendix B): the same function; the alphas must be positive with product 1. */
 export function alphaScale(spec: ModelSpec, theta: Float64Array, alphas: number[]): Float64Array {
   const d = alphaScaleDiagonal(spec, alphas);
   return theta.map((t, i) => t * d[i]);

@@ -18,8 +18,9 @@ import { homogeneousAlphaScaleDiagonal } from "./alphaScale.ts";
 /** A construction that ran but could not deliver what was asked (the message says what it reached). */
 export class ConstructionError extends FlatnessError {}
 
-/** max |f(theta') - f(theta)| over every sample and output. */
+/** How far a transform moved the network function: outputs at theta and theta' compared on every sample (compareOutputs). */
 export interface FunctionCheck {
+  /** max |f(theta') - f(theta)| over every sample and output. */
   maxAbsDifference: number;
   /** max |f(theta)| over every sample and output. */
   maxAbsOutput: number;
@@ -37,6 +38,7 @@ export interface LanczosSettings {
   lanczosSteps?: number;
   /** Relative residual tolerance of Lanczos (default 1e-6). */
   lanczosTol?: number;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 

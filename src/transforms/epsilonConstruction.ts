@@ -46,6 +46,7 @@ import {
   weightNorms,
 } from "./constructionSupport.ts";
 
+/** Options of epsilonSharpnessConstruction. */
 export interface EpsilonConstructionOptions {
   /** Radius ε of Definition 2's ball. */
   epsilon: number;
@@ -57,27 +58,39 @@ export interface EpsilonConstructionOptions {
   seed?: number;
   /** s >= 1: alpha_k is divided by s, so the zeroing perturbation has norm ε / s (default 1). */
   shrink?: number;
+  /** Progress callback. */
   onProgress?: Progress;
 }
 
+/** The random-subspace version of the construction (Keskar et al. 2017 Metric 2.1 on a random subspace). */
 export interface EpsilonSubspaceResult {
+  /** Subspace dimension p. */
   dim: number;
+  /** Seed of the subspace basis (keskarSubspaceBasis). */
   seed: number;
   /** z: coordinates in the subspace basis, ||z|| <= ε. */
   coefficients: Float64Array;
   /** A z in the flat layout. */
   perturbation: Float64Array;
+  /** ||A z|| (= ||z|| <= ε). */
   perturbationNorm: number;
   /** L(theta' + A z) and (that - L(theta)) / (1 + L(theta)): a lower bound on the random-subspace ε-sharpness. */
   reachedLoss: number;
+  /** (reachedLoss - L(theta)) / (1 + L(theta)). */
   reachedValue: number;
 }
 
+/** An observationally equivalent T_alpha(theta) whose ε-sharpness (Dinh et al. 2017 Definition 2, section 4.3) is at least `bound`, with the perturbation that shows it. */
 export interface EpsilonConstructionResult {
+  /** theta' = T_alpha(theta): the same function. */
   theta: Float64Array;
+  /** The alphas of T_alpha, one per layer (product 1). */
   alphas: number[];
+  /** The layer k whose weights the perturbation zeroes. */
   layer: number;
+  /** The radius ε. */
   epsilon: number;
+  /** The shrink factor s >= 1 used. */
   shrink: number;
   /** L(theta) = L(theta'). */
   baseLoss: number;
@@ -89,12 +102,17 @@ export interface EpsilonConstructionResult {
   bound: number;
   /** delta = -W'_layer on that layer's weights, 0 elsewhere; ||delta|| <= ε. */
   perturbation: Float64Array;
+  /** ||delta|| (= ε / s). */
   perturbationNorm: number;
   /** L(theta' + delta), evaluated (equals constantLoss up to rounding). */
   reachedLoss: number;
+  /** (reachedLoss - L(theta)) / (1 + L(theta)), Definition 2's ratio at delta. */
   reachedValue: number;
+  /** The random-subspace version; null unless subspaceDim was given. */
   subspace: EpsilonSubspaceResult | null;
+  /** How far the network function moved (it should not). */
   functionCheck: FunctionCheck;
+  /** Passes and wall time of the construction. */
   cost: MetricCost;
 }
 

@@ -50,8 +50,10 @@ import {
   weightBlockTopEigenvalues,
 } from "./constructionSupport.ts";
 
+/** What flatten improves: the Hessian's top eigenvalue (Dinh et al. 2017 section 4.2) or the volume ε-flatness (Definition 1, section 4.1). */
 export type FlattenMeasure = "top-eigenvalue" | "volume";
 
+/** Options of flatten. */
 export interface FlattenOptions extends LanczosSettings {
   /** Default "top-eigenvalue". */
   measure?: FlattenMeasure;
@@ -63,9 +65,13 @@ export interface FlattenOptions extends LanczosSettings {
   logVolumeGain?: number;
 }
 
+/** A flatter observationally equivalent T_alpha(theta), and the bound on how flat T_alpha can make it (see the module comment). */
 export interface FlattenResult {
+  /** The measure improved. */
   measure: FlattenMeasure;
+  /** T_alpha(theta): the same function. */
   theta: Float64Array;
+  /** The alphas of T_alpha, one per layer (product 1). */
   alphas: number[];
   /** lambda_k of every layer's weight block at theta (top-eigenvalue measure; null for volume). */
   blockTopEigenvalues: number[] | null;
@@ -73,7 +79,9 @@ export interface FlattenResult {
   lowerBound: number | null;
   /** The balanced alphas alpha_k = sqrt(lambda_k / G) (over the blocks with lambda_k > 0) and the top eigenvalue there; null when not evaluated. */
   balancedAlphas: number[] | null;
+  /** Top eigenvalue at the balanced alphas; null when not evaluated. */
   balancedTopEigenvalue: number | null;
+  /** Top Hessian eigenvalue at theta itself (Lanczos). */
   originalTopEigenvalue: number;
   /** At the returned parameters: min over the evaluated candidates (theta itself included). */
   topEigenvalue: number;
@@ -81,9 +89,13 @@ export interface FlattenResult {
   evaluations: number;
   /** log |det T_alpha| = sum_k w_k log alpha_k: the star-shaped region's volume grows by at least e^this. */
   logVolumeGain: number;
+  /** L(theta). */
   baseLoss: number;
+  /** L at the new parameters (equal to baseLoss up to rounding). */
   loss: number;
+  /** How far the network function moved (it should not). */
   functionCheck: FunctionCheck;
+  /** Passes and wall time of the construction. */
   cost: MetricCost;
 }
 

@@ -53,6 +53,7 @@ import {
   weightBlockTopEigenvalues,
 } from "./constructionSupport.ts";
 
+/** Options of sharpen. */
 export interface SharpenOptions extends LanczosSettings {
   /** M: the Hessian's top eigenvalue at the new parameters must be >= M. */
   minTopEigenvalue: number;
@@ -64,12 +65,15 @@ export interface SharpenOptions extends LanczosSettings {
   maxAttempts?: number;
 }
 
+/** An observationally equivalent T_alpha(theta) with a sharp Hessian (Dinh et al. 2017 Theorem 4). */
 export interface SharpenResult {
   /** T_alpha(theta): same outputs, top Hessian eigenvalue >= target. */
   theta: Float64Array;
+  /** The alphas of T_alpha, one per layer (product 1). */
   alphas: number[];
   /** The layer whose weights were shrunk (alpha < 1), or -1 when theta already met the target. */
   layer: number;
+  /** The target M asked for. */
   target: number;
   /** lambda_k: top eigenvalue of every layer's weight block of H(theta). */
   blockTopEigenvalues: number[];
@@ -79,10 +83,15 @@ export interface SharpenResult {
   topEigenvalue: number;
   /** lambda_layer / alpha_layer^2: the bound the argument guarantees. */
   predictedLowerBound: number;
+  /** Tries used (0 when theta already met the target). */
   attempts: number;
+  /** L(theta). */
   baseLoss: number;
+  /** L at the new parameters (equal to baseLoss up to rounding). */
   loss: number;
+  /** How far the network function moved (it should not). */
   functionCheck: FunctionCheck;
+  /** Passes and wall time of the construction. */
   cost: MetricCost;
 }
 
@@ -151,6 +160,7 @@ export async function sharpen<V>(objective: Objective<V>, theta: Float64Array, o
   return { ...result, cost };
 }
 
+/** Options of sharpenCount. */
 export interface SharpenCountOptions extends LanczosSettings {
   /** M: eigenvalues of H(theta') above M are counted. */
   threshold: number;
@@ -169,10 +179,15 @@ export interface SharpenCountOptions extends LanczosSettings {
   maxAttempts?: number;
 }
 
+/** An observationally equivalent T_alpha(theta) with many Hessian eigenvalues above a threshold (Dinh et al. 2017 Theorem 5). */
 export interface SharpenCountResult {
+  /** T_alpha(theta): the same function, at least guaranteedCount Hessian eigenvalues above the threshold. */
   theta: Float64Array;
+  /** The alphas of T_alpha: 1/beta on every layer but the compensating one, beta^{K-1} there. */
   alphas: number[];
+  /** beta, with beta² lambda_r = safety · threshold. */
   beta: number;
+  /** The threshold M. */
   threshold: number;
   /** k*: the layer with alpha = beta^{K-1}. */
   compensatingLayer: number;
@@ -188,11 +203,17 @@ export interface SharpenCountResult {
   countAbove: number;
   /** Eigenvalues of H(theta) above the threshold, counted the same way (for contrast). */
   originalCountAbove: number;
+  /** How the spectrum was obtained: dense Hessian (all eigenvalues) or Lanczos (top `rank`). */
   method: "dense" | "lanczos";
+  /** Tries used. */
   attempts: number;
+  /** L(theta). */
   baseLoss: number;
+  /** L at the new parameters (equal to baseLoss up to rounding). */
   loss: number;
+  /** How far the network function moved (it should not). */
   functionCheck: FunctionCheck;
+  /** Passes and wall time of the construction. */
   cost: MetricCost;
 }
 
