@@ -65,9 +65,12 @@ describe("invariance audit", () => {
     expect(wnTop.ratio!).toBeLessThan(1);
     expect(wn.metrics.find((m) => m.metric === "path-norm")!.verdict).toBe("n/a");
     const radial = report.transforms.find((t) => t.transform === "radial")!;
+    // At its centre the radial map has Jacobian I / a (a = 4) and no second-order term, so
+    // H_eta = H / 16 exactly; the same seeded probes and start vectors make both estimates scale by
+    // exactly 1/16 (float64 rounding aside), the stochastic trace included.
     for (const metric of ["spectrum", "trace"]) {
       const m = radial.metrics.find((r) => r.metric === metric)!;
-      expect(Math.abs(m.ratio! - 1 / 16), metric).toBeLessThan(metric === "spectrum" ? 1e-4 : 0.05);
+      expect(Math.abs(m.ratio! - 1 / 16), metric).toBeLessThan(1e-9);
     }
   });
 

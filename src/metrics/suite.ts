@@ -93,6 +93,11 @@ export interface MeasureOptions {
   rho?: number;
   /** SAM radius (default 0.05, Foret et al.). */
   samRho?: number;
+  /**
+   * What the PAC-Bayes noise must displace by 0.1: the accuracy (default, as Jiang et al. 2020
+   * define #53 and #61; ce and logistic) or the mean loss (always for mse).
+   */
+  pacBayesDeviation?: "accuracy" | "loss";
   /** m of m-sharpness (default 128, capped at the sample count). */
   m?: number;
   /** Keskar subspace dimension (default 100, capped at n). */
@@ -320,8 +325,12 @@ export async function measureMetrics<V>(
     if (wanted.has("path-norm")) report.pathNorm = await pathNorm(spec, thetaHost);
     if (wanted.has("relative-flatness")) report.relativeFlatness = await relativeFlatness(objective, theta, { seed });
     if (wanted.has("normalized-sharpness")) report.normalizedSharpness = await normalizedSharpness(objective, theta, { seed });
-    if (wanted.has("pac-bayes")) report.pacBayes = await pacBayesSigma(objective, theta, { seed });
-    if (wanted.has("pac-bayes-magnitude")) report.pacBayesMagnitude = await pacBayesSigma(objective, theta, { seed, magnitudeAware: true });
+    // Jiang et al. (2020) #53 (isotropic noise) and #61 (magnitude-aware), each displacing the
+    // accuracy by 0.1 as they define it (the mean loss for mse, which has no accuracy, or when asked).
+    const pacBayesDeviation = objective.lossKind === "mse" ? "loss" : (options.pacBayesDeviation ?? "accuracy");
+    const pacBayes = { seed, deviation: pacBayesDeviation, data } as const;
+    if (wanted.has("pac-bayes")) report.pacBayes = await pacBayesSigma(objective, theta, { ...pacBayes, magnitudeAware: false });
+    if (wanted.has("pac-bayes-magnitude")) report.pacBayesMagnitude = await pacBayesSigma(objective, theta, { ...pacBayes, magnitudeAware: true });
     if (wanted.has("gradient-norms")) report.gradientNorms = await layerGradientNorms(objective, theta);
     if (wanted.has("input-gradients")) report.inputGradients = await inputGradientNorms(spec, thetaHost, data);
   } finally {

@@ -13,7 +13,7 @@ import { alphaScale } from "../../src/transforms/alphaScale.ts";
 import { directionalOutputDerivative, fisherRaoNorm, pathNorm } from "../../src/metrics/normBased.ts";
 import { relativeFlatness } from "../../src/metrics/relativeFlatness.ts";
 import { minimizeRankOneSharpness, normalizedSharpness } from "../../src/metrics/normalizedSharpness.ts";
-import { pacBayesBound, pacBayesNoise, pacBayesSigma } from "../../src/metrics/pacBayes.ts";
+import { accuracyFromOutputs, pacBayesBound, pacBayesNoise, pacBayesSigma } from "../../src/metrics/pacBayes.ts";
 import { inputGradientNorms, layerGradientNorms } from "../../src/metrics/sensitivity.ts";
 import { assertClose, dot, makeCase } from "../support/numeric.ts";
 
@@ -251,8 +251,19 @@ describe("brute-force checks", () => {
       expect(r.sigma).toBeLessThan(r.bracket[1]);
       expect(r.cost.forwards).toBe(1 + 12 * 4);
     }
-    const acc = await pacBayesSigma(c.reference, c.theta, { deviation: "accuracy", data: c.data, samples: 3, searchDepth: 6 });
-    expect(acc.sigma).toBeGreaterThan(0);
+    // The accuracy deviation (Jiang et al.'s) is the Monte Carlo mean accuracy displacement of the same seeded draws.
+    const acc = await pacBayesSigma(c.reference, c.theta, { deviation: "accuracy", data: c.data, samples: 3, searchDepth: 6, seed: 8 });
+    const accuracyAt = async (p: Float64Array) => accuracyFromOutputs(await c.reference.outputs(p), c.data, 3, "ce");
+    const baseAccuracy = await accuracyAt(c.theta);
+    expect(acc.base).toBe(baseAccuracy);
+    for (const { sigma, deviation } of acc.trace) {
+      let sum = 0;
+      for (let s = 0; s < 3; s++) {
+        const z = pacBayesNoise(8, s, c.theta.length);
+        sum += await accuracyAt(c.theta.map((t, i) => t + Math.sqrt(sigma * sigma * t * t + 1e-6) * z[i]));
+      }
+      expect(Math.abs(deviation - Math.abs(sum / 3 - baseAccuracy))).toBeLessThan(1e-12);
+    }
     const bound = pacBayesBound(c.theta, 0.5, 100);
     expect(rel(bound.value, dot(c.theta, c.theta) / (4 * 0.25) + Math.log(200) + 10)).toBeLessThan(1e-14);
   });
