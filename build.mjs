@@ -4,8 +4,10 @@
 //     text-import mechanism, so the WGSL is embedded as strings; test/build.test.ts fails when the
 //     generated file is stale). `node build.mjs --check` only verifies it.
 //  2. esbuild bundles for the browser: the GPU test page (test/browser/) and the demos (demos/).
-//  3. The library for npm users: src/mod.ts bundled to dist/lib/mod.js (ESM, any runtime) and its
-//     declarations to dist/lib/types/ (tsc, tsconfig.build.json). Deno and JSR use src/mod.ts itself.
+//  3. The package for npm users: src/mod.ts bundled to dist/lib/mod.js (ESM, any runtime) with its
+//     declarations in dist/lib/types/ (tsc, tsconfig.build.json), and the command line
+//     src/cli/main.ts to dist/lib/cli.js, which bin/flatness.mjs runs from an installed package
+//     (Deno strips no types under node_modules). Deno and JSR use src/mod.ts itself.
 import { readdirSync, readFileSync, writeFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
@@ -83,20 +85,26 @@ export async function bundleLibrary() {
   const esbuild = await import("esbuild");
   const out = join(root, "dist/lib");
   rmSync(out, { recursive: true, force: true });
-  await esbuild.build({
-    entryPoints: [join(root, "src/mod.ts")],
+  const common = {
     bundle: true,
     format: "esm",
     platform: "neutral",
     target: "es2022",
-    outfile: join(out, "mod.js"),
-    // Node built-ins are imported on demand by the file code (src/io/files.ts); onnx-proto is a dependency.
-    external: ["node:*", "onnx-proto"],
+    // Node built-ins are imported on demand (src/io/files.ts, the CLI's parseArgs); onnx-proto is a
+    // dependency; @jax-js/jax, the benchmark's peer, a development one (bench reports it missing).
+    external: ["node:*", "onnx-proto", "@jax-js/jax"],
     sourcemap: true,
     logLevel: "warning",
-  });
+  };
+  await esbuild.build({ ...common, entryPoints: [join(root, "src/mod.ts")], outfile: join(out, "mod.js") });
+  // Split so that dynamically imported modules (the jax-js peer of `bench`) load only when used.
+  await esbuild.build({ ...common, entryPoints: { cli: join(root, "src/cli/main.ts") }, outdir: out, splitting: true, chunkNames: "chunks/[name]-[hash]" });
   const tsc = join(dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin/tsc");
   execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { cwd: root, stdio: "inherit" });
+  // The declarations name WebGPU's types (GPUDevice, ...): a user's compiler finds them through this
+  // reference to the @webgpu/types dependency, whatever their tsconfig's "types" says.
+  const entryTypes = join(out, "types/mod.d.ts");
+  writeFileSync(entryTypes, `/// <reference types="@webgpu/types" />\n${readFileSync(entryTypes, "utf8")}`);
 }
 
 const isMain = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];

@@ -20,6 +20,8 @@ import { mlpSpec, parameterLayout } from "../src/model.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+/** The project that installed the packed package (set by the first describe's beforeAll). */
+let consumerProject = "";
 
 interface ExampleOutput {
   backend: string;
@@ -33,7 +35,7 @@ describe("the packed package, imported by name", () => {
   let packed: string[];
 
   beforeAll(async () => {
-    project = mkdtempSync(join(tmpdir(), "flatness-consumer-"));
+    project = consumerProject = mkdtempSync(join(tmpdir(), "flatness-consumer-"));
     const packDir = mkdtempSync(join(tmpdir(), "flatness-pack-"));
     // What `prepack` builds, but only dist/lib (the library and its declarations): the rest of dist/
     // holds the browser bundles other test files load while this one runs.
@@ -56,7 +58,7 @@ describe("the packed package, imported by name", () => {
   }, 300_000);
 
   it("ships the library, its declarations and the command line, without tests or demo sources", () => {
-    for (const f of ["dist/lib/mod.js", "dist/lib/types/mod.d.ts", "src/mod.ts", "bin/flatness.mjs", "deno.json", "README.md", "CHANGELOG.md", "LICENSE"]) {
+    for (const f of ["dist/lib/mod.js", "dist/lib/cli.js", "dist/lib/types/mod.d.ts", "src/mod.ts", "bin/flatness.mjs", "deno.json", "README.md", "CHANGELOG.md", "LICENSE"]) {
       expect(packed, f).toContain(f);
     }
     expect(packed.filter((f) => /^(test|demos|scripts)\//.test(f))).toEqual([]);
@@ -91,7 +93,8 @@ describe("the packed package, imported by name", () => {
   it("a TypeScript user gets the declarations: the example type-checks against the installed package", () => {
     const tsc = join(root, "node_modules/typescript/bin/tsc");
     writeFileSync(join(project, "tsconfig.json"), JSON.stringify({
-      compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, allowJs: true, checkJs: false, skipLibCheck: true, types: ["@webgpu/types"], lib: ["ES2022", "DOM"] },
+      // No skipLibCheck and no "types": the package's declarations must check and find WebGPU's types themselves.
+      compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, lib: ["ES2022", "DOM"] },
       files: ["check.ts"],
     }));
     writeFileSync(join(project, "check.ts"), [
@@ -103,6 +106,21 @@ describe("the packed package, imported by name", () => {
     ].join("\n"));
     const r = spawnSync(process.execPath, [tsc, "-p", project], { cwd: project, encoding: "utf8" });
     expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+});
+
+describe("the installed command line", () => {
+  it("runs from the installed package: the WebGPU demo passes its checks; measure --backend cpu gives the example's eigenvalues", () => {
+    const flatness = (args: string[]) => spawnSync(process.execPath, [join(consumerProject, "node_modules/flatness/bin/flatness.mjs"), ...args], { cwd: consumerProject, encoding: "utf8" });
+    const demo = flatness(["demo", "--json"]);
+    expect(demo.status, demo.stderr).toBe(0);
+    expect((JSON.parse(demo.stdout) as { checks: { pass: boolean }[] }).checks.every((c) => c.pass)).toBe(true);
+    const measure = flatness(["measure", "--model", "net.safetensors", "--data", "x.npy", "--labels", "y.npy", "--loss", "ce", "--metrics", "spectrum", "--top-k", "2", "--seed", "0", "--backend", "cpu", "--json"]);
+    expect(measure.status, measure.stderr).toBe(0);
+    const example = spawnSync(process.execPath, ["top-eigenvalue.mjs", "net.safetensors", "x.npy", "y.npy"], { cwd: consumerProject, encoding: "utf8" });
+    const fromCli = JSON.parse(measure.stdout).topEigenvalues as number[];
+    const fromExample = JSON.parse(example.stdout).topEigenvalues as number[];
+    fromExample.forEach((l, i) => expect(Math.abs(fromCli[i] - l)).toBeLessThan(1e-12 * Math.abs(fromExample[0])));
   });
 });
 

@@ -49,22 +49,35 @@ describe.runIf(process.platform === "linux")("Deno's WebGPU never loads libglvnd
   });
 });
 
-describe("flatness releases its GPU device on Ctrl-C", () => {
-  it("SIGINT during a long command: a one-line message, exit 130, no orphaned Deno", async () => {
-    const child = spawn(process.execPath, [join(root, "bin/flatness.mjs"), "reproduce", "--claims", "5,7"], { cwd: root });
+describe("flatness stops on Ctrl-C", () => {
+  /** Starts `flatness args`, sends SIGINT once stderr matches `ready`, and returns the exit code and stderr. */
+  async function interrupt(args: string[], ready: RegExp): Promise<{ code: number | null; stderr: string; ms: number }> {
+    const child = spawn(process.execPath, [join(root, "bin/flatness.mjs"), ...args], { cwd: root });
     let stderr = "";
-    const started = new Promise<void>((resolve) => {
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    await new Promise<void>((resolve) => {
       child.stderr.on("data", (chunk) => {
         stderr += chunk;
-        // Interrupt once the GPU is in use (the first claim's progress line).
-        if (/\[claim|adapter/i.test(stderr)) resolve();
+        if (ready.test(stderr)) resolve();
       });
+      void exited.then(() => resolve());
     });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    await started;
+    const t0 = performance.now();
     child.kill("SIGINT");
     const code = await exited;
-    expect(stderr).toMatch(/flatness reproduce: interrupted \(SIGINT\); GPU device released/);
-    expect(code).toBe(130);
+    return { code, stderr, ms: performance.now() - t0 };
+  }
+
+  it("on WebGPU: the device is released, one line says so, exit 130", async () => {
+    const r = await interrupt(["reproduce", "--claims", "5,7"], /adapter/);
+    expect(r.stderr).toMatch(/flatness reproduce: interrupted \(SIGINT\); GPU device released/);
+    expect(r.code).toBe(130);
+  }, 120_000);
+
+  it("on the float64 engine (no device open, no handler): stopped at once, exit 130", async () => {
+    const r = await interrupt(["reproduce", "--claims", "5,7", "--backend", "cpu"], /adapter: float64/);
+    expect(r.code).toBe(130);
+    expect(r.ms).toBeLessThan(10_000);
+    expect(r.stderr).not.toMatch(/claims pass/);
   }, 120_000);
 });

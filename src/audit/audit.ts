@@ -46,7 +46,7 @@ export interface AuditOptions {
   /** Seed of every stochastic metric and of the transforms' random factors (default 0). */
   seed?: number;
   /** Options passed to every measureMetrics call (top-k, trace samples, epsilon, ...). */
-  measure?: Omit<MeasureOptions, "metrics" | "seed" | "layers" | "onProgress" | "subsetObjective">;
+  measure?: Omit<MeasureOptions, "metrics" | "seed" | "layers" | "onProgress" | "backend">;
   /** Progress callback: the stage (base or transform), its fraction done in [0, 1] and a short message. */
   onProgress?: (stage: string, fraction: number, message: string) => void;
 }

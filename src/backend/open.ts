@@ -3,10 +3,10 @@
  * Backend (types.ts) that owns its device; the command line, the demos, training, the metric suite
  * and reproduce take a Backend and never choose for themselves.
  *
- * "auto" picks WebGPU where the runtime has it (Deno, browsers with WebGPU, Node given a `gpu`
- * object) and the float64 CPU engine elsewhere (plain Node).
+ * "auto" picks WebGPU where the runtime has it and an adapter comes (Deno, browsers with WebGPU,
+ * Node given a `gpu` object) and the float64 CPU engine elsewhere (plain Node, no driver).
  */
-import { InputError } from "../errors.ts";
+import { InputError, WebGPUUnavailableError } from "../errors.ts";
 import type { ContextOptions, GpuContext } from "../gpu/context.ts";
 import { cpuBackend } from "./cpu.ts";
 import { BACKEND_NAMES, type Backend, type BackendName } from "./types.ts";
@@ -27,10 +27,20 @@ export function webgpuPresent(options: OpenBackendOptions = {}): boolean {
 
 /** Opens a backend; WebGPUUnavailableError (from GpuContext.create) when "webgpu" cannot be had. */
 export async function openBackend(choice: BackendChoice = "auto", options: OpenBackendOptions = {}): Promise<Backend> {
-  const name = choice === "auto" ? (webgpuPresent(options) ? "webgpu" : "cpu") : choice;
+  if (choice === "auto") {
+    if (!webgpuPresent(options)) return cpuBackend() as Backend;
+    try {
+      return await openBackend("webgpu", options);
+    } catch (e) {
+      // navigator.gpu without an adapter (no driver): the float64 engine still answers.
+      if (e instanceof WebGPUUnavailableError) return cpuBackend() as Backend;
+      throw e;
+    }
+  }
+  const name = choice;
   if (name === "cpu") return cpuBackend() as Backend;
   if (name !== "webgpu") throw new InputError(`unknown backend '${String(choice)}' (choose ${[...BACKEND_NAMES, "auto"].join(", ")})`);
-  // Loaded on demand: plain Node and CPU-only callers never load the WGSL engine.
+  // Loaded on demand: a bundle may leave it out where only the CPU engine is wanted.
   const { webgpuBackend } = await import("./webgpu.ts");
   if (options.context) return webgpuBackend(options.context, false) as Backend;
   const { GpuContext } = await import("../gpu/context.ts");
@@ -40,11 +50,16 @@ export async function openBackend(choice: BackendChoice = "auto", options: OpenB
 /** Runs `work` on a backend opened for it and closes the backend after (also when `work` throws). */
 export async function withBackend<T>(choice: BackendChoice, work: (backend: Backend) => Promise<T>, options: OpenBackendOptions = {}): Promise<T> {
   const backend = await openBackend(choice, options);
+  let result: T;
   try {
-    return await work(backend);
-  } finally {
-    await backend.close();
+    result = await work(backend);
+  } catch (e) {
+    // The work's own error is the one to report, not a failure to release after it.
+    await backend.close().catch(() => {});
+    throw e;
   }
+  await backend.close();
+  return result;
 }
 
 /**

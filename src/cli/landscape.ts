@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { InputError } from "../errors.ts";
 import { writeFileAtomic } from "../io/files.ts";
 import type { ModelSpec } from "../model.ts";
+import type { Objective } from "../objective.ts";
 import { type BiasPolicy, DIRECTION_KINDS, type DirectionKind } from "../landscape/directions.ts";
 import { computeLandscape, type LandscapeOptions, type LandscapeResult } from "../landscape/landscape.ts";
 import { contourSvg, lineSvg } from "../landscape/plot.ts";
@@ -200,10 +201,10 @@ export async function runLandscape(argv: string[], out: (s: string) => void, err
 
   const { result, engine, passes } = await withCliBackend(values as { backend?: string; cpu?: boolean }, log, async (backend) => {
     const evaluator = await backend.batchLoss(spec, data, loss, { maxBatch: batch });
-    // The float64 engine evaluates through its objective anyway; on WebGPU an objective (and its
-    // data on the device) is built only when eigenvector directions need HVPs.
-    const objective = directions === "eigen" || backend.name === "cpu" ? await backend.objective(spec, data, loss) : null;
+    let objective: Objective<unknown> | null = null;
     try {
+      // An objective (HVPs) only where eigenvector directions need one.
+      if (directions === "eigen") objective = await backend.objective(spec, data, loss);
       if (evaluator.maxBatch !== undefined) log(`evaluating up to ${evaluator.maxBatch} points per pass, ${evaluator.chunkRows} samples per chunk`);
       const result = await computeLandscape(evaluator, spec, theta, options, objective ?? undefined);
       const engine = backend.gpu ? `webgpu (${backend.gpu.describe()})` : "cpu (float64 reference)";

@@ -92,25 +92,31 @@ export async function main(argv: string[]): Promise<number> {
 
 /**
  * Runs a command and leaves nothing behind: every GPU context still alive is closed on the way out
- * (after success, a typed error or an unexpected one), and Ctrl-C or SIGTERM destroys them before
- * exiting with 130 or 143, the shell's codes for those signals.
+ * (after success, a typed error or an unexpected one). While a GPU device is open, Ctrl-C or
+ * SIGTERM destroys it before exiting with 130 or 143, the shell's codes for those signals; with no
+ * device open the signals keep their default effect, so float64 work, which never yields to the
+ * event loop where a listener would run, is still stopped at once.
  */
 async function runAndRelease(argv: string[]): Promise<number> {
   const signals: [Deno.Signal, number][] = Deno.build.os === "windows" ? [["SIGINT", 130]] : [["SIGINT", 130], ["SIGTERM", 143]];
-  const handlers = signals.map(([signal, code]) => {
-    const handler = () => {
-      GpuContext.destroyAll();
-      console.error(`flatness ${argv[0] ?? "demo"}: interrupted (${signal}); GPU device released`);
-      Deno.exit(code);
-    };
-    Deno.addSignalListener(signal, handler);
-    return [signal, handler] as const;
-  });
+  const handlers = signals.map(([signal, code]) => [signal, () => {
+    GpuContext.destroyAll();
+    console.error(`flatness ${argv[0] ?? "demo"}: interrupted (${signal}); GPU device released`);
+    Deno.exit(code);
+  }] as const);
+  let listening = false;
+  const listen = (on: boolean) => {
+    if (on === listening) return;
+    listening = on;
+    for (const [signal, handler] of handlers) on ? Deno.addSignalListener(signal, handler) : Deno.removeSignalListener(signal, handler);
+  };
+  const unwatch = GpuContext.watchLive((live) => listen(live > 0));
   try {
     return await main(argv);
   } finally {
     await GpuContext.closeAll();
-    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+    unwatch();
+    listen(false);
   }
 }
 

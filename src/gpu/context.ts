@@ -16,6 +16,7 @@ import {
 import { SHADER_INCLUDES, WGSL, type ShaderName } from "./shaders.generated.ts";
 import { BufferPool } from "./pool.ts";
 import { preferVulkanOnLinux } from "./denoBackend.ts";
+import { BufferUsage, MapMode, ShaderStage } from "./usage.ts";
 
 /** How a kernel binds a buffer: read-only storage, read-write storage, or uniform. */
 export type BindingKind = "read" | "write" | "uniform";
@@ -67,10 +68,12 @@ const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|warp/i;
 export class GpuContext {
   /**
    * Every context created and not yet destroyed. A process should end with none: the command line
-   * and the test suites destroy what is left on the way out (destroyAll), on errors and on Ctrl-C
-   * too, so no device, buffer or pending map outlives its work.
+   * and the test suites destroy what is left on the way out (closeAll), on errors and on Ctrl-C
+   * too, so no device, buffer or pending map outlives its work. The registry keeps a context (and
+   * its device) reachable until destroy() or close(): dropping one without them leaks the device.
    */
   private static readonly live = new Set<GpuContext>();
+  private static readonly liveWatchers = new Set<(live: number) => void>();
   /** The buffer pool every GPU vector and scratch buffer comes from. */
   readonly pool: BufferPool;
   private destroyed = false;
@@ -89,6 +92,7 @@ export class GpuContext {
   ) {
     this.pool = new BufferPool(device);
     GpuContext.live.add(this);
+    GpuContext.notifyLive();
     this.gemmVariant = gemm ?? (this.isSoftware ? "register" : "tiled");
     device.lost.then((info) => {
       this.lostMessage = `${info.reason}: ${info.message}`;
@@ -117,7 +121,8 @@ export class GpuContext {
     if (!adapter) {
       throw new WebGPUUnavailableError(
         "navigator.gpu.requestAdapter() returned no adapter: no usable GPU or Vulkan driver " +
-          "(on Linux without a GPU: apt-get install mesa-vulkan-drivers).",
+          "(on Linux without a GPU: apt-get install mesa-vulkan-drivers; Deno's WebGPU opens Vulkan only here, " +
+          "DENO_WEBGPU_BACKEND=vulkan,gl also allows OpenGL).",
       );
     }
     // Ask for the adapter's own storage limits: the defaults (128 MiB bindings) are often lower.
@@ -212,7 +217,7 @@ export class GpuContext {
         label,
         entries: descriptor.bindings.map((kind, binding) => ({
           binding,
-          visibility: GPUShaderStage.COMPUTE,
+          visibility: ShaderStage.COMPUTE,
           buffer: { type: kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage" },
         })),
       });
@@ -256,7 +261,7 @@ export class GpuContext {
     const buffer = this.device.createBuffer({
       label: `flatness:uniform:${label}`,
       size: Math.max(16, Math.ceil(data.byteLength / 16) * 16),
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
     });
     this.device.queue.writeBuffer(buffer, 0, data);
     return buffer;
@@ -266,13 +271,13 @@ export class GpuContext {
   async readFloats(buffer: GPUBuffer, offset: number, count: number): Promise<Float32Array> {
     this.checkAlive();
     const bytes = count * 4;
-    const staging = this.pool.acquire(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, "readback");
+    const staging = this.pool.acquire(bytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, "readback");
     try {
       const encoder = this.device.createCommandEncoder({ label: "flatness:readback" });
       encoder.copyBufferToBuffer(buffer, offset * 4, staging, 0, bytes);
       this.device.queue.submit([encoder.finish()]);
       try {
-        await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+        await staging.mapAsync(MapMode.READ, 0, bytes);
       } catch (e) {
         this.checkAlive();
         throw new GpuValidationError(`reading ${buffer.label} back failed: ${(e as Error).message}`, { cause: e });
@@ -295,18 +300,42 @@ export class GpuContext {
     if (this.destroyed) return;
     this.destroyed = true;
     GpuContext.live.delete(this);
+    GpuContext.notifyLive();
     this.pool.destroyAll();
     this.device.destroy();
   }
 
   /**
    * Waits for the work already submitted (so no map or dispatch is pending), then destroy().
-   * A lost device has nothing pending: it is destroyed at once.
+   * A lost device has nothing pending: it is destroyed at once; a queue that does not drain within
+   * `timeoutMs` (default 10 s) is destroyed anyway, so a process never hangs on its way out.
    */
-  async close(): Promise<void> {
+  async close(timeoutMs = 10_000): Promise<void> {
     if (this.destroyed) return;
-    if (this.lostMessage === null) await Promise.race([this.device.queue.onSubmittedWorkDone(), this.device.lost]);
+    if (this.lostMessage === null) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+      try {
+        await Promise.race([this.device.queue.onSubmittedWorkDone(), this.device.lost, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
     this.destroy();
+  }
+
+  /**
+   * Calls `listener` with the number of live contexts whenever it changes (the command line holds
+   * its Ctrl-C handler only while a device is open). Returns the function that stops it.
+   */
+  static watchLive(listener: (live: number) => void): () => void {
+    GpuContext.liveWatchers.add(listener);
+    return () => GpuContext.liveWatchers.delete(listener);
+  }
+
+  /** Tells every watcher the new number of live contexts. */
+  private static notifyLive(): void {
+    for (const listener of GpuContext.liveWatchers) listener(GpuContext.live.size);
   }
 
   /** How many contexts are alive (created and not destroyed): tests check that none leaks. */

@@ -5,6 +5,7 @@
  */
 import type { GemmVariant, GpuContext, KernelDescriptor } from "./context.ts";
 import { DeviceLimitError } from "../errors.ts";
+import { BufferUsage } from "./usage.ts";
 
 export interface Dispatch {
   label: string;
@@ -55,7 +56,7 @@ export class DispatchBuilder {
 
   private placeholder(): GPUBuffer {
     if (!this.dummy) {
-      this.dummy = this.ctx.device.createBuffer({ label: "flatness:unused-binding", size: 256, usage: GPUBufferUsage.STORAGE });
+      this.dummy = this.ctx.device.createBuffer({ label: "flatness:unused-binding", size: 256, usage: BufferUsage.STORAGE });
       this.uniforms.push(this.dummy);
     }
     return this.dummy;

@@ -30,7 +30,7 @@ import { type Dispatch, DispatchBuilder, encodeDispatches, type Operand, reduceG
 import { BufferPool } from "./pool.ts";
 import { GpuVector, GpuVectorSpace } from "./vectors.ts";
 import { type DataChunk, uploadDataChunks } from "./dataChunks.ts";
-import { STORAGE_COPY } from "./usage.ts";
+import { BufferUsage, MapMode, STORAGE_COPY } from "./usage.ts";
 
 export interface GpuObjectiveOptions {
   /** Samples per chunk (default: as many as fit, at most 4096). */
@@ -511,7 +511,7 @@ export class GpuObjective implements Objective<GpuVector> {
     if (BufferPool.bucketSize(bytes) <= this.ctx.limits.maxBufferSize) {
       // Every chunk's z_K copied into one staging buffer, in one submission: one round trip.
       this.ctx.checkAlive();
-      const staging = this.ctx.pool.acquire(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, `outputs[${this.sampleCount}x${c}]`);
+      const staging = this.ctx.pool.acquire(bytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, `outputs[${this.sampleCount}x${c}]`);
       try {
         await this.ctx.withErrorScope("computing outputs", async () => {
           const encoder = this.ctx.device.createCommandEncoder({ label: "flatness:outputs" });
@@ -523,7 +523,7 @@ export class GpuObjective implements Objective<GpuVector> {
           }
           this.ctx.device.queue.submit([encoder.finish()]);
         });
-        await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+        await staging.mapAsync(MapMode.READ, 0, bytes);
         result.set(new Float32Array(staging.getMappedRange(0, bytes)));
         staging.unmap();
       } finally {

@@ -19,3 +19,9 @@ export const BufferUsage = {
 
 /** Storage buffers that are also copied to and from: vectors, data chunks, activations. */
 export const STORAGE_COPY = BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST;
+
+/** GPUMapMode flags (https://www.w3.org/TR/webgpu/#typedefdef-gpumapmodeflags). */
+export const MapMode = { READ: 0x0001, WRITE: 0x0002 } as const;
+
+/** GPUShaderStage flags (https://www.w3.org/TR/webgpu/#typedefdef-gpushaderstageflags). */
+export const ShaderStage = { VERTEX: 0x1, FRAGMENT: 0x2, COMPUTE: 0x4 } as const;

@@ -7,7 +7,7 @@ import { InputError } from "../errors.ts";
 import type { VectorSpace } from "../objective.ts";
 import type { GpuContext, Kernel } from "./context.ts";
 import { reduceGroups } from "./dispatch.ts";
-import { STORAGE_COPY } from "./usage.ts";
+import { BufferUsage, STORAGE_COPY } from "./usage.ts";
 
 /** Dots per readback in GpuVectorSpace.dots. */
 const DOTS_BATCH = 64;
@@ -35,10 +35,10 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
 
   private constructor(readonly ctx: GpuContext, readonly dim: number) {
     const d = ctx.device;
-    this.partials = d.createBuffer({ label: "flatness:dot-partials", size: 256 * 4, usage: GPUBufferUsage.STORAGE });
-    this.result = d.createBuffer({ label: "flatness:dot-result", size: 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    this.batchResults = d.createBuffer({ label: "flatness:dots-results", size: DOTS_BATCH * 4, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-    const uniform = (label: string) => d.createBuffer({ label, size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.partials = d.createBuffer({ label: "flatness:dot-partials", size: 256 * 4, usage: BufferUsage.STORAGE });
+    this.result = d.createBuffer({ label: "flatness:dot-result", size: 256, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC });
+    this.batchResults = d.createBuffer({ label: "flatness:dots-results", size: DOTS_BATCH * 4, usage: BufferUsage.COPY_DST | BufferUsage.COPY_SRC });
+    const uniform = (label: string) => d.createBuffer({ label, size: 32, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
     this.reduceParams = uniform("flatness:dot-params");
     this.axpyParams = uniform("flatness:axpy-params");
     this.scaleParams = uniform("flatness:scale-params");

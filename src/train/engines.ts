@@ -1,7 +1,7 @@
 /**
- * Training engines: where the objectives and the optimizer live. The float64 CPU engine is here;
- * the WebGPU engine is in gpuEngine.ts, imported only when asked for, so CPU training also runs
- * where WebGPU's globals do not exist (Node).
+ * Training engines: where the objectives and the optimizer live. The float64 CPU engine is here,
+ * the WebGPU engine in gpuEngine.ts; both are part of a backend (src/backend/), which is how
+ * callers get them.
  */
 import type { Dataset } from "../data.ts";
 import type { LossKind, ModelSpec } from "../model.ts";
@@ -12,7 +12,7 @@ import type { MinibatchObjective } from "./trainer.ts";
 
 /** What training needs from an engine: a minibatch objective, an evaluation objective and an optimizer, on one vector space type. */
 export interface TrainingEngine<V> {
-  /** "gpu", "cpu", or the caller's name. */
+  /** The backend's name ("webgpu", "cpu"), or the caller's for an engine of their own. */
   readonly name: string;
   /** A line for logs (the adapter on the GPU). */
   describe(): string;

@@ -8,6 +8,7 @@ import type { GpuContext, Kernel } from "../gpu/context.ts";
 import { DispatchBuilder } from "../gpu/dispatch.ts";
 import type { GpuVector, GpuVectorSpace } from "../gpu/vectors.ts";
 import { adamStepScalars, type Optimizer, type OptimizerConfig, resolveOptimizerConfig, type ResolvedOptimizerConfig } from "./optimizers.ts";
+import { BufferUsage } from "../gpu/usage.ts";
 
 export class GpuOptimizer implements Optimizer<GpuVector> {
   readonly config: ResolvedOptimizerConfig;
@@ -27,7 +28,7 @@ export class GpuOptimizer implements Optimizer<GpuVector> {
     this.params = this.ctx.device.createBuffer({
       label: `flatness:${config.kind}-params`,
       size: 64,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
     });
     this.state = config.kind === "sgd" ? [space.zeros()] : [space.zeros(), space.zeros()];
   }

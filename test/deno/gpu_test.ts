@@ -5,6 +5,7 @@
  * context may be left alive (a case that forgot its own fails here, not at exit).
  */
 import { GpuContext } from "../../src/gpu/context.ts";
+import { BufferUsage, MapMode, ShaderStage } from "../../src/gpu/usage.ts";
 import { engineCases, errorCases, tiledKernelCases } from "../gpu/cases.ts";
 import { metricCases } from "../gpu/metricCases.ts";
 import { trainCases } from "../gpu/trainCases.ts";
@@ -27,6 +28,15 @@ for (const c of [...engineCases, ...tiledKernelCases, ...metricCases, ...trainCa
     },
   });
 }
+
+Deno.test("the spec-fixed flag numbers (src/gpu/usage.ts) equal the runtime's GPUBufferUsage, GPUMapMode and GPUShaderStage", () => {
+  for (const [ours, runtime] of [[BufferUsage, GPUBufferUsage], [MapMode, GPUMapMode], [ShaderStage, GPUShaderStage]] as const) {
+    for (const [name, value] of Object.entries(ours)) {
+      const actual = (runtime as unknown as Record<string, number>)[name];
+      if (actual !== value) throw new Error(`${name}: ${value} here, ${actual} in this runtime`);
+    }
+  }
+});
 
 Deno.test({
   name: "teardown: the shared context closes and no GPU context is left alive",
