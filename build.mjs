@@ -3,7 +3,8 @@
 //  1. shaders/*.wgsl -> src/gpu/shaders.generated.ts (Deno, browsers, esbuild and vitest share no
 //     text-import mechanism, so the WGSL is embedded as strings; test/build.test.ts fails when the
 //     generated file is stale). `node build.mjs --check` only verifies it.
-//  2. esbuild bundles for the browser: the GPU test page (test/browser/) and the demos (demos/).
+//  2. esbuild bundles for the browser: the GPU test page (test/browser/*.entry.ts) and the demos
+//     (demos/<page>/main.ts -> dist/demos/<page>/main.js, which demos/<page>/index.html loads).
 //  3. The package for npm users: src/mod.ts bundled to dist/lib/mod.js (ESM, any runtime) with its
 //     declarations in dist/lib/types/ (tsc, tsconfig.build.json), and the command line
 //     src/cli/main.ts to dist/lib/cli.js, which bin/flatness.mjs runs from an installed package
@@ -62,10 +63,16 @@ export function generateShaderModule() {
 export async function bundleBrowser() {
   const esbuild = await import("esbuild");
   const entryPoints = [];
-  for (const dir of ["test/browser", "demos"]) {
-    const full = join(root, dir);
-    if (!existsSync(full)) continue;
-    for (const f of readdirSync(full)) if (/\.entry\.ts$/.test(f)) entryPoints.push(join(full, f));
+  const testPages = join(root, "test/browser");
+  if (existsSync(testPages)) {
+    for (const f of readdirSync(testPages)) if (/\.entry\.ts$/.test(f)) entryPoints.push(join(testPages, f));
+  }
+  // One folder per demo page (demos/shared/ holds modules, not a page): demos/<page>/main.ts.
+  const demos = join(root, "demos");
+  if (existsSync(demos)) {
+    for (const d of readdirSync(demos, { withFileTypes: true })) {
+      if (d.isDirectory() && existsSync(join(demos, d.name, "main.ts"))) entryPoints.push(join(demos, d.name, "main.ts"));
+    }
   }
   if (entryPoints.length === 0) return;
   mkdirSync(join(root, "dist"), { recursive: true });

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run demos [-- --port N] [-- --host H] [-- --no-build]`: builds (node build.mjs: shaders and
 // the esbuild bundles under dist/) and serves the repository root over HTTP, so the demos open at
-// http://127.0.0.1:8080/demos/index.html. WebGPU needs a secure context: 127.0.0.1 / localhost
+// http://127.0.0.1:8080/demos/index.html, each page in its folder (/demos/same-function/ etc.: a
+// folder is served as its index.html). WebGPU needs a secure context: 127.0.0.1 / localhost
 // qualify. Ctrl-C stops it.
 import { spawnSync } from "node:child_process";
 import { createServer } from "node:http";
@@ -54,8 +55,10 @@ if (!process.argv.includes("--no-build")) {
 
 const server = createServer((req, res) => {
   let path;
+  let url;
   try {
-    path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    url = new URL(req.url ?? "/", "http://x");
+    path = decodeURIComponent(url.pathname);
   } catch {
     res.writeHead(400).end("bad request");
     return;
@@ -69,7 +72,14 @@ const server = createServer((req, res) => {
     res.writeHead(403).end("forbidden");
     return;
   }
-  if (existsSync(file) && statSync(file).isDirectory()) file = join(file, "index.html");
+  if (existsSync(file) && statSync(file).isDirectory()) {
+    // A page's folder without its slash: redirect, so that its relative links (../style.css) resolve.
+    if (!path.endsWith("/")) {
+      res.writeHead(301, { location: `${url.pathname}/${url.search}` }).end();
+      return;
+    }
+    file = join(file, "index.html");
+  }
   if (!existsSync(file) || !statSync(file).isFile()) {
     res.writeHead(404, { "content-type": "text/plain" }).end(`not found: ${path}`);
     return;

@@ -16,9 +16,9 @@ import { readModel, writeModel } from "../src/io/modelFile.ts";
 import { npyToFloat32, parseNpy } from "../src/io/npy.ts";
 import type { MeasureReport } from "../src/metrics/suite.ts";
 import { homogeneousAlphaScale } from "../src/transforms/alphaScale.ts";
-import { CLI_SPLIT_STREAM, cliCommands, type DemoProblem, prepareProblem } from "../demos/problem.ts";
-import { SAME_FUNCTION_CLI_ARGS, summarize } from "../demos/sameFunctionMetrics.ts";
-import { applySpectrumTransform, spectrumCliArgs, type SpectrumSettings, transformCommand } from "../demos/spectrumTransforms.ts";
+import { CLI_SPLIT_STREAM, cliCommands, type DemoProblem, prepareProblem } from "../demos/shared/problem.ts";
+import { SAME_FUNCTION_CLI_ARGS, summarize } from "../demos/same-function/metrics.ts";
+import { applySpectrumTransform, spectrumCliArgs, type SpectrumSettings, transformCommand } from "../demos/spectrum/transforms.ts";
 import { canvasPixels, type DemoSession, openDemo, repoRoot, setInput, startDemos } from "./support/demoPage.ts";
 
 /** Worst relative difference page vs command line seen by expectClose in the current test. */
@@ -98,11 +98,32 @@ describe("browser demos", () => {
       const state = await p.waitReady(60_000);
       expect(state.numbers).toMatchObject({ webgpu: true });
       const links = await p.page.$$eval(".card h2 a", (as) => as.map((a) => (a as HTMLAnchorElement).getAttribute("href")));
-      expect(links).toEqual(["same-function.html", "landscape.html", "spectrum.html", "geometry.html", "audit.html"]);
-      for (const href of links) {
-        const status = await p.page.evaluate(async (h) => (await fetch(h!)).status, href);
-        expect(status, `demos/${href}`).toBe(200);
-      }
+      expect(links).toEqual(["same-function/", "landscape/", "spectrum/", "geometry/", "audit/"]);
+      // One folder per page: a static server (npm run demos) answers a folder with its index.html,
+      // the test server serves files only. Each page's own links (back to the index, to its
+      // neighbour), stylesheet and bundle must resolve from its folder.
+      const broken = await p.page.evaluate(async (hrefs) => {
+        const bad: string[] = [];
+        for (const h of hrefs) {
+          const page = new URL(`${h}index.html`, location.href);
+          const response = await fetch(page);
+          if (response.status !== 200) {
+            bad.push(`${page.pathname}: ${response.status}`);
+            continue;
+          }
+          const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+          const refs = [...doc.querySelectorAll("nav a[href], link[rel=stylesheet], script[src]")].map((e) => e.getAttribute("href") ?? e.getAttribute("src") ?? "");
+          for (const ref of refs) {
+            const url = new URL(ref, page);
+            if (url.origin !== location.origin) continue;
+            if (url.pathname.endsWith("/")) url.pathname += "index.html";
+            const status = (await fetch(url)).status;
+            if (status !== 200) bad.push(`${page.pathname} -> ${ref}: ${status}`);
+          }
+        }
+        return bad;
+      }, links as string[]);
+      expect(broken).toEqual([]);
       const explanations = await p.page.$$eval(".card", (cards) => cards.map((c) => c.textContent ?? ""));
       for (const text of explanations) expect(text).toMatch(/[Ss]ection/);
       await p.screenshot("demos-index");
@@ -113,7 +134,7 @@ describe("browser demos", () => {
   });
 
   it("without WebGPU every page of mine says how to enable it instead of going blank", async () => {
-    for (const path of ["demos/same-function.html", "demos/spectrum.html"]) {
+    for (const path of ["demos/same-function/index.html", "demos/spectrum/index.html"]) {
       const p = await openDemo(demos, path, {}, { withoutWebGPU: true });
       try {
         await p.page.waitForFunction("window.__demo && window.__demo.error !== null", { timeout: 30_000 });
@@ -133,7 +154,7 @@ describe("browser demos", () => {
   });
 
   it("1. same function: Cancel stops training and the page says so", async () => {
-    const p = await openDemo(demos, "demos/same-function.html", { epochs: 5000, samples: 100 });
+    const p = await openDemo(demos, "demos/same-function/index.html", { epochs: 5000, samples: 100 });
     try {
       await p.page.waitForSelector(".task .task-cancel", { timeout: 60_000 });
       await p.page.waitForFunction(() => /epoch [1-9]/.test(document.querySelector(".task-message")?.textContent ?? ""), { timeout: 60_000, polling: 100 });
@@ -149,7 +170,7 @@ describe("browser demos", () => {
 
   it("1. same function: boundary pixel-identical under T_alpha and neuron rescaling; numbers equal the command line's", async () => {
     const t0 = performance.now();
-    const p = await openDemo(demos, "demos/same-function.html", { epochs: 20, samples: 100, cells: 120 });
+    const p = await openDemo(demos, "demos/same-function/index.html", { epochs: 20, samples: 100, cells: 120 });
     try {
       const first = await p.waitReady();
       const n = first.numbers as Record<string, any>;
@@ -238,7 +259,7 @@ describe("browser demos", () => {
   it("3. spectrum: top-k eigenvalues and SLQ before and after equal the command line's", async () => {
     const t0 = performance.now();
     const settings: SpectrumSettings = { k: 3, runs: 2, steps: 20, seed: 0 };
-    const p = await openDemo(demos, "demos/spectrum.html", { epochs: 20, samples: 100, k: settings.k, runs: settings.runs, steps: settings.steps });
+    const p = await openDemo(demos, "demos/spectrum/index.html", { epochs: 20, samples: 100, k: settings.k, runs: settings.runs, steps: settings.steps });
     try {
       const first = await p.waitReady();
       const n = first.numbers as Record<string, any>;

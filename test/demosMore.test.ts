@@ -23,9 +23,9 @@ import { SequentialBatchLoss } from "../src/landscape/batchLoss.ts";
 import { computeLandscape, type LandscapeResult } from "../src/landscape/landscape.ts";
 import { type LossKind, mlpSpec, type ModelSpec, parameterLayout } from "../src/model.ts";
 import { ReferenceObjective } from "../src/reference/engine.ts";
-import { auditOptions, type AuditSettings } from "../demos/auditFiles.ts";
-import { FIG2_INPUTS, FIG5_PROBES, fig5Loss, fig5Minima, RADIAL_PROBES } from "../demos/geometryModel.ts";
-import { cliCommand, DEFAULT_SETTINGS, landscapeOptions, landscapeProblem, type LandscapeSettings, problemFiles } from "../demos/landscapeProblem.ts";
+import { auditOptions, type AuditSettings } from "../demos/audit/files.ts";
+import { FIG2_INPUTS, FIG5_PROBES, fig5Loss, fig5Minima, RADIAL_PROBES } from "../demos/geometry/model.ts";
+import { cliCommand, DEFAULT_SETTINGS, landscapeOptions, landscapeProblem, type LandscapeSettings, problemFiles } from "../demos/landscape/problem.ts";
 import { type DemoPage, type DemoSession, openDemo, repoRoot, setInput, startDemos } from "./support/demoPage.ts";
 
 /** |got - want| <= rtol |want| + atol, naming the value on failure. */
@@ -112,7 +112,7 @@ describe("browser demos 2, 4 and 5", () => {
   });
 
   it("2. landscape: the 2-D filter slice equals computeLandscape on the float64 reference; the 3-D view and contours render", async () => {
-    await withPage(demos, "demos/landscape.html", {}, async (p) => {
+    await withPage(demos, "demos/landscape/index.html", {}, async (p) => {
       const state = await p.waitReady(120_000);
       const n = state.numbers as unknown as LandscapeNumbers;
       expect(n.settings).toMatchObject({ directions: "filter", dims: 2, steps: 25 });
@@ -148,7 +148,7 @@ describe("browser demos 2, 4 and 5", () => {
   });
 
   it("2. landscape: 1-D T_alpha and eigenvector slices equal the reference; the loss is flat along the orbit", async () => {
-    await withPage(demos, "demos/landscape.html", { dims: 1, directions: "alpha", steps: 21, from: -1.5, to: 1.5 }, async (p) => {
+    await withPage(demos, "demos/landscape/index.html", { dims: 1, directions: "alpha", steps: 21, from: -1.5, to: 1.5 }, async (p) => {
       let n = (await p.waitReady(120_000)).numbers as unknown as LandscapeNumbers;
       expect(n.settings).toMatchObject({ directions: "alpha", dims: 1, steps: 21 });
       let ref = await referenceSlice(n.settings);
@@ -185,7 +185,7 @@ describe("browser demos 2, 4 and 5", () => {
   });
 
   it("2. landscape: Cancel stops a long slice; the page stays usable", async () => {
-    await withPage(demos, "demos/landscape.html", { dims: 2, steps: 81 }, async (p) => {
+    await withPage(demos, "demos/landscape/index.html", { dims: 2, steps: 81 }, async (p) => {
       await p.page.waitForSelector(".task-cancel", { timeout: 60_000 });
       await p.page.waitForFunction(() => (document.querySelector(".task progress") as HTMLProgressElement | null)?.value! > 0, { timeout: 60_000 });
       const { version } = await p.state();
@@ -203,7 +203,7 @@ describe("browser demos 2, 4 and 5", () => {
   });
 
   it("4. geometry: Figure 2, Figure 5 and the radial map equal float64 computations here; sliders and presets redraw", async () => {
-    await withPage(demos, "demos/geometry.html", {}, async (p) => {
+    await withPage(demos, "demos/geometry/index.html", {}, async (p) => {
       type Fig2 = { alpha: number; theta: [number, number]; loss: number; eigenvalues: [number, number]; epsilon: number; epsilonSharpness: number };
       type Fig5 = { a: number; b: number; centre: number; probes: { eta: number; loss: number }[]; minima: { eta: number; curvatureEta: number; curvatureTheta: number }[]; flattestEta: number; sharpestEta: number; gridEta: number[] };
       type Radial = { delta: number; rHat: number; rho: number; probes: { r: number; psi: number }[]; hessianFactor: number };
@@ -318,7 +318,7 @@ describe("browser demos 2, 4 and 5", () => {
     writeFileSync(join(dir, "y.npy"), writeNpy(data.labels!, [data.n]));
 
     const query = { autorun: 0, transforms: "alpha,neuron", metrics: "spectrum,path-norm,fisher-rao", topK: 1, seed: 0 };
-    await withPage(demos, "demos/audit.html", query, async (p) => {
+    await withPage(demos, "demos/audit/index.html", query, async (p) => {
       await p.waitReady(60_000);
       for (const [id, file] of [["#model-file", "net.safetensors"], ["#data-file", "x.npy"], ["#labels-file", "y.npy"]]) {
         const input = (await p.page.$(id)) as ElementHandle<HTMLInputElement>;
@@ -375,7 +375,7 @@ describe("browser demos 2, 4 and 5", () => {
   });
 
   it("5. audit: the example starts on its own, and Cancel stops it", async () => {
-    await withPage(demos, "demos/audit.html", {}, async (p) => {
+    await withPage(demos, "demos/audit/index.html", {}, async (p) => {
       await p.page.waitForFunction(() => (document.querySelector(".task progress") as HTMLProgressElement | null)?.value! > 0.05, { timeout: 60_000, polling: 50 });
       const { version } = await p.state();
       await p.page.click(".task-cancel");
@@ -388,7 +388,7 @@ describe("browser demos 2, 4 and 5", () => {
   });
 
   it("2 and 5 without WebGPU explain how to enable it; 4 works without it", async () => {
-    for (const path of ["demos/landscape.html", "demos/audit.html"]) {
+    for (const path of ["demos/landscape/index.html", "demos/audit/index.html"]) {
       const p = await openDemo(demos, path, {}, { withoutWebGPU: true });
       try {
         await p.page.waitForFunction("window.__demo && window.__demo.error !== null", { timeout: 30_000 });
@@ -400,7 +400,7 @@ describe("browser demos 2, 4 and 5", () => {
         await p.close();
       }
     }
-    const p = await openDemo(demos, "demos/geometry.html", {}, { withoutWebGPU: true });
+    const p = await openDemo(demos, "demos/geometry/index.html", {}, { withoutWebGPU: true });
     try {
       const state = await p.waitReady(60_000);
       expect(state.error).toBeNull();

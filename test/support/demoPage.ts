@@ -1,11 +1,11 @@
 /**
- * Driving the browser demos (demos/*.html) from vitest: one server on the repository root and one
- * headless Chromium (test/support/chromium.ts) per test file, pages opened with query parameters,
- * console errors collected, `window.__demo` (demos/common.ts) awaited, screenshots written to
- * test-artifacts/<name>.png where CI keeps its artifacts.
+ * Driving the browser demos (demos/index.html, demos/<page>/index.html) from vitest: one server on
+ * the repository root and one headless Chromium (test/support/chromium.ts) per test file, pages
+ * opened with query parameters, console errors collected, `window.__demo` (demos/shared/record.ts)
+ * awaited, screenshots written to test-artifacts/<name>.png where CI keeps its artifacts.
  *
  *   const demos = await startDemos();                 // beforeAll (bundles the demos first)
- *   const p = await openDemo(demos, "demos/spectrum.html", { k: 3 });
+ *   const p = await openDemo(demos, "demos/spectrum/index.html", { k: 3 });
  *   const state = await p.waitReady();                // throws on window.__demo.error
  *   await p.screenshot("spectrum");
  *   expect(p.errors).toEqual([]);
@@ -22,7 +22,7 @@ import { launchChromium, serveDirectory } from "./chromium.ts";
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../..");
 export const artifactsDir = join(repoRoot, "test-artifacts");
 
-/** What demos/common.ts publishes on window.__demo. */
+/** What demos/shared/record.ts publishes on window.__demo. */
 export interface DemoState {
   ready: boolean;
   numbers: Record<string, unknown> | null;

@@ -1,42 +1,29 @@
 /// <reference lib="dom" />
 /**
- * Page 3, "Hessian spectrum, before and after" (demos/spectrum.html): trains the demos' seeded
+ * Page 3, "Hessian spectrum, before and after" (demos/spectrum/): trains the demos' seeded
  * model on WebGPU, then measures the top-k eigenvalues (Lanczos) and the SLQ spectral density of
- * its exact Hessian before and after a function-preserving transform (demos/spectrumTransforms.ts),
+ * its exact Hessian before and after a function-preserving transform (transforms.ts),
  * with one measureMetrics call per model, as `flatness measure --metrics spectrum,density`.
  * Changing the transform re-measures the "after" model (the running measurement is cancelled).
  *
- * Query parameters: the problem's (demos/common.ts problemFromQuery), k, runs, steps, and
+ * Query parameters: the problem's (shared/params.ts problemFromQuery), k, runs, steps, and
  * transform=alpha|theorem5|neuron with p=<log10 of its parameter>.
  */
-import type { Backend } from "../src/backend/mod.ts";
-import type { Objective } from "../src/objective.ts";
-import { densityMoments } from "../src/metrics/density.ts";
-import { measureMetrics } from "../src/metrics/suite.ts";
-import type { TrainModelResult } from "../src/train/trainModel.ts";
-import {
-  byId,
-  choiceParam,
-  cliCommands,
-  createTask,
-  describeAdapter,
-  el,
-  formatNumber,
-  isAbortError,
-  liveRunner,
-  linePlot,
-  metricTable,
-  numberParam,
-  type PlotSeries,
-  prepareProblem,
-  type PreparedProblem,
-  problemFromQuery,
-  publish,
-  requireWebGPU,
-  showError,
-  type Task,
-  trainProblem,
-} from "./common.ts";
+import type { Backend } from "../../src/backend/mod.ts";
+import type { Objective } from "../../src/objective.ts";
+import { densityMoments } from "../../src/metrics/density.ts";
+import { measureMetrics } from "../../src/metrics/suite.ts";
+import type { TrainModelResult } from "../../src/train/trainModel.ts";
+import { byId, el, metricTable } from "../shared/dom.ts";
+import { isAbortError, showError } from "../shared/errors.ts";
+import { formatNumber } from "../shared/format.ts";
+import { choiceParam, numberParam, problemFromQuery } from "../shared/params.ts";
+import { linePlot, type PlotSeries } from "../shared/plots.ts";
+import { cliCommands, type PreparedProblem, prepareProblem } from "../shared/problem.ts";
+import { publish } from "../shared/record.ts";
+import { createTask, liveRunner, type Task } from "../shared/tasks.ts";
+import { trainProblem } from "../shared/train.ts";
+import { describeAdapter, requireWebGPU } from "../shared/webgpu.ts";
 import {
   applySpectrumTransform,
   DEFAULT_SPECTRUM_SETTINGS,
@@ -49,7 +36,7 @@ import {
   transformAlphas,
   transformCommand,
   transformFactors,
-} from "./spectrumTransforms.ts";
+} from "./transforms.ts";
 
 interface SpectrumResult {
   eigenvalues: number[];

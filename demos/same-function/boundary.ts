@@ -6,9 +6,9 @@
  * neighbour's drawn dark (the boundary), and the data on top. T_alpha and neuron-wise rescaling
  * keep every output up to float64 rounding, so the picture is pixel-identical.
  */
-import type { Dataset } from "../src/data.ts";
-import { mlpForward } from "../src/datasets.ts";
-import type { ModelSpec } from "../src/model.ts";
+import type { Dataset } from "../../src/data.ts";
+import { mlpForward } from "../../src/datasets.ts";
+import type { ModelSpec } from "../../src/model.ts";
 
 /** Class colours (Okabe-Ito blue, vermillion, green, ...), as RGB. */
 export const CLASS_RGB: [number, number, number][] = [

@@ -1,11 +1,11 @@
 /**
  * The demos' problem, without DOM or GPU (Node tests import it too): a seeded built-in dataset,
  * its train/test split and a small ReLU net, exactly as `flatness train` makes them from the same
- * options. demos/common.ts re-exports everything here.
+ * options, and the command lines that compute the same numbers.
  */
-import type { Dataset } from "../src/data.ts";
-import { builtinDataset, deriveSeed, splitDataset } from "../src/datasets.ts";
-import { type LossKind, mlpSpec, type ModelSpec, parameterLayout } from "../src/model.ts";
+import type { Dataset } from "../../src/data.ts";
+import { builtinDataset, deriveSeed, splitDataset } from "../../src/datasets.ts";
+import { type LossKind, mlpSpec, type ModelSpec, parameterLayout } from "../../src/model.ts";
 
 /**
  * What `flatness train --dataset D --samples N --widths W --optimizer O --lr R --batch-size B

@@ -7,9 +7,11 @@
  * grid value under the cursor. Also the colour bar shared with the 3-D view.
  */
 import uPlot from "uplot";
-import { contourSegments } from "../src/landscape/plot.ts";
-import { el, formatNumber, injectPlotCss } from "./common.ts";
-import { type HeightScale, viridisRgb } from "./landscapeSurface.ts";
+import { contourSegments } from "../../src/landscape/plot.ts";
+import { el } from "../shared/dom.ts";
+import { formatNumber } from "../shared/format.ts";
+import { injectPlotCss } from "../shared/plots.ts";
+import { type HeightScale, viridisRgb } from "./surface.ts";
 
 
 const css = (rgb: number[]) => `rgb(${rgb.map((v) => Math.round(v * 255)).join(",")})`;

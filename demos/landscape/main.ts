@@ -7,33 +7,23 @@
  * camera) beside a contour map (2-D). The numbers are those of `flatness landscape` on the same
  * files (downloadable here) and settings.
  */
-import type { Backend } from "../src/backend/mod.ts";
-import type { Objective } from "../src/objective.ts";
-import { DIRECTION_KINDS, type DirectionKind } from "../src/landscape/directions.ts";
-import type { BatchLoss } from "../src/landscape/batchLoss.ts";
-import { computeLandscape, type LandscapeResult } from "../src/landscape/landscape.ts";
-import {
-  byId,
-  choiceParam,
-  describeAdapter,
-  el,
-  formatNumber,
-  isAbortError,
-  linePlot,
-  type LinePlot,
-  type PlotSeries,
-  markBusy,
-  numberParam,
-  publish,
-  requireWebGPU,
-  runTask,
-  showError,
-  yieldToBrowser,
-} from "./common.ts";
-import { ChunkedBatchLoss, ProgressObjective } from "./landscapeBatch.ts";
-import { colorBar, ContourView } from "./landscapeContour.ts";
-import { cliCommand, DEFAULT_SETTINGS, landscapeOptions, landscapeProblem, type LandscapeSettings, problemFiles } from "./landscapeProblem.ts";
-import { SurfaceView } from "./landscapeSurface.ts";
+import type { Backend } from "../../src/backend/mod.ts";
+import type { Objective } from "../../src/objective.ts";
+import { DIRECTION_KINDS, type DirectionKind } from "../../src/landscape/directions.ts";
+import type { BatchLoss } from "../../src/landscape/batchLoss.ts";
+import { computeLandscape, type LandscapeResult } from "../../src/landscape/landscape.ts";
+import { byId, el } from "../shared/dom.ts";
+import { isAbortError, showError } from "../shared/errors.ts";
+import { formatNumber } from "../shared/format.ts";
+import { choiceParam, numberParam } from "../shared/params.ts";
+import { linePlot, type LinePlot, type PlotSeries } from "../shared/plots.ts";
+import { markBusy, publish } from "../shared/record.ts";
+import { runTask, yieldToBrowser } from "../shared/tasks.ts";
+import { describeAdapter, requireWebGPU } from "../shared/webgpu.ts";
+import { ChunkedBatchLoss, ProgressObjective } from "./batch.ts";
+import { colorBar, ContourView } from "./contour.ts";
+import { cliCommand, DEFAULT_SETTINGS, landscapeOptions, landscapeProblem, type LandscapeSettings, problemFiles } from "./problem.ts";
+import { SurfaceView } from "./surface.ts";
 
 const problem = landscapeProblem();
 

@@ -4,21 +4,16 @@
  * and Figure 5, Appendix A and Figure 6), interactive: sliders move T_alpha along the curves of
  * observationally equivalent parameters, reshape the Figure 5 family eta = (|theta - theta-hat|^2
  * + b)^a (theta - theta-hat) and the radial map. Everything is float64 on the CPU
- * (demos/geometryModel.ts: the reference engine and src/reparam), so no WebGPU is needed.
+ * (model.ts: the reference engine and src/reparam), so no WebGPU is needed.
  */
-import {
-  byId,
-  coalesce,
-  el,
-  formatNumber,
-  installErrorHandlers,
-  linePlot,
-  markBusy,
-  numberParam,
-  PALETTE,
-  publish,
-  showError,
-} from "./common.ts";
+import { byId, el } from "../shared/dom.ts";
+import { installErrorHandlers, showError } from "../shared/errors.ts";
+import { formatNumber } from "../shared/format.ts";
+import { numberParam } from "../shared/params.ts";
+import { linePlot, PALETTE } from "../shared/plots.ts";
+import { markBusy, publish } from "../shared/record.ts";
+import { coalesce } from "../shared/tasks.ts";
+import { type XYPlot, xyPlot, type XYSeries } from "../shared/xyPlot.ts";
 import {
   FIG2_BASE,
   FIG2_LEVELS,
@@ -35,8 +30,7 @@ import {
   radial,
   type RadialResult,
   type RadialSettings,
-} from "./geometryModel.ts";
-import { type XYPlot, xyPlot, type XYSeries } from "./geometryPlot.ts";
+} from "./model.ts";
 
 const f = formatNumber;
 const objective = fig2Objective();

@@ -3,7 +3,7 @@
  * reference: one measureMetrics call (src/metrics/suite.ts) with these options, i.e.
  * `flatness measure --metrics <METRICS> --top-k 1 --trace-samples 30 --epsilon 0.05 --rho 0.1 --seed 0`.
  */
-import type { MeasureOptions, MeasureReport, MetricName } from "../src/metrics/suite.ts";
+import type { MeasureOptions, MeasureReport, MetricName } from "../../src/metrics/suite.ts";
 
 export const SAME_FUNCTION_METRICS: MetricName[] = [
   "spectrum",

@@ -4,10 +4,10 @@
  * `flatness measure --metrics spectrum,density --top-k K --density-runs R --density-steps S --seed 0`
  * on the trained model and on the transformed one.
  */
-import type { MeasureOptions } from "../src/metrics/suite.ts";
-import type { ModelSpec } from "../src/model.ts";
-import { homogeneousAlphaScale } from "../src/transforms/alphaScale.ts";
-import { neuronScale, randomNeuronFactors } from "../src/transforms/neuronScale.ts";
+import type { MeasureOptions } from "../../src/metrics/suite.ts";
+import type { ModelSpec } from "../../src/model.ts";
+import { homogeneousAlphaScale } from "../../src/transforms/alphaScale.ts";
+import { neuronScale, randomNeuronFactors } from "../../src/transforms/neuronScale.ts";
 
 export type SpectrumTransformKind = "alpha" | "theorem5" | "neuron";
 

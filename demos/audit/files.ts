@@ -4,18 +4,18 @@
  * (src/cli/load.ts, which reads the file system), a seeded example to start from, the audit
  * options, and the equivalent command line.
  */
-import { gaussianMixture } from "../src/datasets.ts";
-import { initParameters } from "../src/init.ts";
-import { type LoadedModel, readModel, writeModel } from "../src/io/modelFile.ts";
-import { writeNpy } from "../src/io/npy.ts";
-import type { AuditOptions } from "../src/audit/audit.ts";
-import type { AuditTransformName } from "../src/audit/transforms.ts";
-import type { MetricName } from "../src/metrics/suite.ts";
-import { type Activation, type LossKind, mlpSpec, parameterLayout } from "../src/model.ts";
+import { gaussianMixture } from "../../src/datasets.ts";
+import { initParameters } from "../../src/init.ts";
+import { type LoadedModel, readModel, writeModel } from "../../src/io/modelFile.ts";
+import { writeNpy } from "../../src/io/npy.ts";
+import type { AuditOptions } from "../../src/audit/audit.ts";
+import type { AuditTransformName } from "../../src/audit/transforms.ts";
+import type { MetricName } from "../../src/metrics/suite.ts";
+import { type Activation, type LossKind, mlpSpec, parameterLayout } from "../../src/model.ts";
 
-import type { InputFile } from "../src/io/dataset.ts";
+import type { InputFile } from "../../src/io/dataset.ts";
 export type { InputFile };
-export { datasetFromBytes as loadDatasetFiles } from "../src/io/dataset.ts";
+export { datasetFromBytes as loadDatasetFiles } from "../../src/io/dataset.ts";
 
 /** A model file (.safetensors, .onnx or .json); `activation` where the file does not say. */
 export function loadModelFile(file: InputFile, activation?: Activation): LoadedModel {

@@ -16,11 +16,11 @@
  *
  * Appendix A: the radial map psi(r, r-hat, delta, rho) and g^{-1} on the plane (src/reparam/radial.ts).
  */
-import type { Dataset } from "../src/data.ts";
-import { mlpSpec } from "../src/model.ts";
-import { ReferenceObjective } from "../src/reference/engine.ts";
-import { CoordinatewisePowerFamily } from "../src/reparam/powerFamily.ts";
-import { radialPsi, RadialTransformation } from "../src/reparam/radial.ts";
+import type { Dataset } from "../../src/data.ts";
+import { mlpSpec } from "../../src/model.ts";
+import { ReferenceObjective } from "../../src/reference/engine.ts";
+import { CoordinatewisePowerFamily } from "../../src/reparam/powerFamily.ts";
+import { radialPsi, RadialTransformation } from "../../src/reparam/radial.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Figure 2

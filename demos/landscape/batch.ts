@@ -6,10 +6,10 @@
  *  - ProgressObjective counts the Hessian-vector products of the eigen directions' Lanczos and lets
  *    a cancelled task stop it at the next product.
  */
-import type { BatchLoss, PerturbationBatch } from "../src/landscape/batchLoss.ts";
-import { checkBatch } from "../src/landscape/batchLoss.ts";
-import type { LossKind, ModelSpec } from "../src/model.ts";
-import type { Objective, PassCounters, VectorSpace } from "../src/objective.ts";
+import type { BatchLoss, PerturbationBatch } from "../../src/landscape/batchLoss.ts";
+import { checkBatch } from "../../src/landscape/batchLoss.ts";
+import type { LossKind, ModelSpec } from "../../src/model.ts";
+import type { Objective, PassCounters, VectorSpace } from "../../src/objective.ts";
 
 export interface ProgressSink {
   /** fraction in [0, 1] (NaN: unknown); throws to cancel. */

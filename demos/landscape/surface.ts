@@ -13,7 +13,7 @@
  * costs a few hundred kilobytes per frame, nothing beside an orbit camera's frame rate.
  */
 import { mat4, vec3, vec4 } from "wgpu-matrix";
-import { trackAsyncView } from "./common.ts";
+import { trackAsyncView } from "../shared/record.ts";
 
 const vec4Transform = (v: number[], m: Float32Array) => vec4.transformMat4(v, m);
 

@@ -1,12 +1,14 @@
 /// <reference lib="dom" />
 /**
- * x-y plots for the geometry page, where curves are not functions of x (level curves, circles,
- * deformed grid lines, vertical markers): uPlot in its x-y mode (mode 2: each series its own x and
- * y arrays; a NaN starts a new piece of the polyline), with fixed ranges so a slider moves the
- * curves and not the axes, and an equal-aspect option for pictures of the plane.
+ * x-y plots (geometry and audit pages), where curves are not functions of x (level curves,
+ * circles, deformed grid lines, vertical markers): uPlot in its x-y mode (mode 2: each series its
+ * own x and y arrays; a NaN starts a new piece of the polyline), with fixed ranges so a slider moves
+ * the curves and not the axes, and an equal-aspect option for pictures of the plane.
  */
 import uPlot from "uplot";
-import { el, formatNumber, injectPlotCss, PALETTE } from "./common.ts";
+import { el } from "./dom.ts";
+import { formatNumber } from "./format.ts";
+import { injectPlotCss, PALETTE } from "./plots.ts";
 
 export interface XYSeries {
   name: string;

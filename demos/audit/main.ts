@@ -6,31 +6,24 @@
  * the function check beside it, as a verdict table, a dot plot of log10(after / before), the
  * toolkit's own heat map, and the report as JSON (the object `flatness audit --json` prints).
  */
-import { audit, type AuditReport } from "../src/audit/audit.ts";
-import { auditSvg } from "../src/audit/report.ts";
-import { type AuditBase, AUDIT_TRANSFORM_NAMES, AUDIT_TRANSFORMS, type AuditTransformName } from "../src/audit/transforms.ts";
-import type { Backend } from "../src/backend/mod.ts";
-import type { LoadedModel } from "../src/io/modelFile.ts";
-import { METRIC_NAMES, METRICS, type MetricName } from "../src/metrics/suite.ts";
-import type { Activation, LossKind } from "../src/model.ts";
-import type { Objective } from "../src/objective.ts";
-import {
-  byId,
-  describeAdapter,
-  el,
-  formatNumber,
-  isAbortError,
-  markBusy,
-  numberParam,
-  PALETTE,
-  publish,
-  queryParams,
-  requireWebGPU,
-  runTask,
-  showError,
-} from "./common.ts";
-import { auditOptions, type AuditSettings, cliAuditCommand, exampleFiles, type InputFile, loadDatasetFiles, loadModelFile } from "./auditFiles.ts";
-import { type XYPlot, xyPlot } from "./geometryPlot.ts";
+import { audit, type AuditReport } from "../../src/audit/audit.ts";
+import { auditSvg } from "../../src/audit/report.ts";
+import { type AuditBase, AUDIT_TRANSFORM_NAMES, AUDIT_TRANSFORMS, type AuditTransformName } from "../../src/audit/transforms.ts";
+import type { Backend } from "../../src/backend/mod.ts";
+import type { LoadedModel } from "../../src/io/modelFile.ts";
+import { METRIC_NAMES, METRICS, type MetricName } from "../../src/metrics/suite.ts";
+import type { Activation, LossKind } from "../../src/model.ts";
+import type { Objective } from "../../src/objective.ts";
+import { byId, el } from "../shared/dom.ts";
+import { isAbortError, showError } from "../shared/errors.ts";
+import { formatNumber } from "../shared/format.ts";
+import { numberParam, queryParams } from "../shared/params.ts";
+import { PALETTE } from "../shared/plots.ts";
+import { markBusy, publish } from "../shared/record.ts";
+import { runTask } from "../shared/tasks.ts";
+import { describeAdapter, requireWebGPU } from "../shared/webgpu.ts";
+import { type XYPlot, xyPlot } from "../shared/xyPlot.ts";
+import { auditOptions, type AuditSettings, cliAuditCommand, exampleFiles, type InputFile, loadDatasetFiles, loadModelFile } from "./files.ts";
 
 const f = formatNumber;
 

@@ -4,13 +4,13 @@
  * the command line (model JSON, data and targets .npy), the settings -> computeLandscape options,
  * and the equivalent `flatness landscape` command.
  */
-import type { Dataset } from "../src/data.ts";
-import { teacherStudent } from "../src/datasets.ts";
-import { writeModel } from "../src/io/modelFile.ts";
-import { writeNpy } from "../src/io/npy.ts";
-import type { BiasPolicy, DirectionKind } from "../src/landscape/directions.ts";
-import type { LandscapeOptions } from "../src/landscape/landscape.ts";
-import { type LossKind, type ModelSpec, parameterLayout } from "../src/model.ts";
+import type { Dataset } from "../../src/data.ts";
+import { teacherStudent } from "../../src/datasets.ts";
+import { writeModel } from "../../src/io/modelFile.ts";
+import { writeNpy } from "../../src/io/npy.ts";
+import type { BiasPolicy, DirectionKind } from "../../src/landscape/directions.ts";
+import type { LandscapeOptions } from "../../src/landscape/landscape.ts";
+import { type LossKind, type ModelSpec, parameterLayout } from "../../src/model.ts";
 
 /**
  * Teacher-student regression: x ~ N(0, I_4), targets = teacher(x) + 0.05 N(0, 1); theta is the
@@ -41,7 +41,7 @@ export function landscapeProblem(): LandscapeProblem {
 /** The problem as files: the model (JSON, float64 exactly), the inputs and the targets (.npy). */
 export function problemFiles(p: LandscapeProblem): { name: string; bytes: Uint8Array }[] {
   const layout = parameterLayout(p.spec);
-  const model = writeModel({ model: { spec: p.spec, theta: p.theta }, format: "json", tensorNames: layout.views.map((v) => v.name), metadata: { source: "flatness demos/landscape.html" } });
+  const model = writeModel({ model: { spec: p.spec, theta: p.theta }, format: "json", tensorNames: layout.views.map((v) => v.name), metadata: { source: "flatness demos/landscape/" } });
   const outputs = p.spec.layers[p.spec.layers.length - 1].outFeatures;
   return [
     { name: "landscape-model.json", bytes: model },

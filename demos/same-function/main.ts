@@ -1,46 +1,32 @@
 /// <reference lib="dom" />
 /**
- * Page 1, "Same function, different sharpness" (demos/same-function.html): trains a small ReLU net
+ * Page 1, "Same function, different sharpness" (demos/same-function/): trains a small ReLU net
  * on WebGPU, then lets the user move T_alpha (one alpha per layer, product 1) and a neuron-wise
  * rescaling. The decision boundary is drawn from the live parameters (float64 forward pass on a
- * grid, demos/sameFunctionBoundary.ts) and stays pixel-identical; the metrics of
- * demos/sameFunctionMetrics.ts are recomputed on the GPU after each change, with their history.
+ * grid, boundary.ts) and stays pixel-identical; the metrics of metrics.ts are recomputed on the
+ * GPU after each change, with their history.
  *
  * Query parameters (tests use them for speed): dataset, samples, hidden, epochs, batch, lr, seed
- * (demos/common.ts problemFromQuery) and cells (boundary grid resolution, default 200).
+ * (shared/params.ts problemFromQuery) and cells (boundary grid resolution, default 200).
  */
-import type { Backend } from "../src/backend/mod.ts";
-import type { Objective } from "../src/objective.ts";
-import { measureMetrics } from "../src/metrics/suite.ts";
-import { homogeneousAlphaScale } from "../src/transforms/alphaScale.ts";
-import { neuronScale, randomNeuronFactors } from "../src/transforms/neuronScale.ts";
-import type { TrainModelResult } from "../src/train/trainModel.ts";
-import {
-  byId,
-  cliCommands,
-  coalesce,
-  createTask,
-  describeAdapter,
-  el,
-  formatNumber,
-  isAbortError,
-  liveRunner,
-  linePlot,
-  markBusy,
-  metricTable,
-  numberParam,
-  type PlotSeries,
-  prepareProblem,
-  type PreparedProblem,
-  problemFromQuery,
-  publish,
-  requireWebGPU,
-  showError,
-  type Task,
-  trainProblem,
-} from "./common.ts";
-import { boundaryGrid, type BoundaryGrid, drawBoundary, gridOutputs, maxAbsDifference } from "./sameFunctionBoundary.ts";
-import { costs, METRIC_ROWS, relativeChange, SAME_FUNCTION_CLI_ARGS, SAME_FUNCTION_METRICS, SAME_FUNCTION_OPTIONS, summarize, verdict } from "./sameFunctionMetrics.ts";
+import type { Backend } from "../../src/backend/mod.ts";
+import type { Objective } from "../../src/objective.ts";
+import { measureMetrics } from "../../src/metrics/suite.ts";
+import { homogeneousAlphaScale } from "../../src/transforms/alphaScale.ts";
+import { neuronScale, randomNeuronFactors } from "../../src/transforms/neuronScale.ts";
+import type { TrainModelResult } from "../../src/train/trainModel.ts";
+import { byId, el, metricTable } from "../shared/dom.ts";
+import { isAbortError, showError } from "../shared/errors.ts";
+import { formatNumber } from "../shared/format.ts";
+import { numberParam, problemFromQuery } from "../shared/params.ts";
+import { linePlot, type PlotSeries } from "../shared/plots.ts";
+import { cliCommands, type PreparedProblem, prepareProblem } from "../shared/problem.ts";
+import { markBusy, publish } from "../shared/record.ts";
+import { coalesce, createTask, liveRunner, type Task } from "../shared/tasks.ts";
+import { trainProblem } from "../shared/train.ts";
+import { describeAdapter, requireWebGPU } from "../shared/webgpu.ts";
+import { boundaryGrid, type BoundaryGrid, drawBoundary, gridOutputs, maxAbsDifference } from "./boundary.ts";
+import { costs, METRIC_ROWS, relativeChange, SAME_FUNCTION_CLI_ARGS, SAME_FUNCTION_METRICS, SAME_FUNCTION_OPTIONS, summarize, verdict } from "./metrics.ts";
 
 /** Seed of the neuron-rescaling factors' directions (the spread slider scales them). */
 const NEURON_SEED = 7;
