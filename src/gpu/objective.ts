@@ -51,7 +51,6 @@ export interface GpuObjectiveOptions {
 }
 
 const LOSS_CODE: Record<LossKind, number> = { ce: 0, mse: 1, logistic: 2 };
-const STORAGE = STORAGE_COPY;
 
 type Chunk = DataChunk;
 
@@ -152,7 +151,7 @@ export class GpuObjective implements Objective<GpuVector> {
 
   private buffer(label: string, floats: number): GPUBuffer {
     this.ctx.checkBindingSize(label, floats * 4);
-    const b = this.ctx.device.createBuffer({ label: `flatness:${label}`, size: Math.max(16, floats * 4), usage: STORAGE });
+    const b = this.ctx.device.createBuffer({ label: `flatness:${label}`, size: Math.max(16, floats * 4), usage: STORAGE_COPY });
     this.buffers.push(b);
     return b;
   }

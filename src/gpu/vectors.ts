@@ -12,8 +12,6 @@ import { BufferUsage, STORAGE_COPY } from "./usage.ts";
 /** Dots per readback in GpuVectorSpace.dots. */
 const DOTS_BATCH = 64;
 
-export const VECTOR_USAGE = STORAGE_COPY;
-
 export class GpuVector {
   version = 0;
   disposed = false;
@@ -70,7 +68,7 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
 
   fromArray(values: ArrayLike<number>): GpuVector {
     // Checked before allocating: a refused vector must not hold a pooled buffer.
-    if (values.length !== this.dim) throw new InputError(`vector has ${values.length} entries, the parameter space has ${this.dim}`);
+    this.checkLength(values);
     const v = this.allocate();
     this.write(v, values);
     return v;
@@ -78,7 +76,7 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
 
   write(v: GpuVector, values: ArrayLike<number>): void {
     this.check(v, "write target");
-    if (values.length !== this.dim) throw new InputError(`vector has ${values.length} entries, the parameter space has ${this.dim}`);
+    this.checkLength(values);
     const data = values instanceof Float32Array ? values : Float32Array.from(values);
     this.ctx.device.queue.writeBuffer(v.buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, this.dim * 4);
     v.version++;
@@ -208,9 +206,14 @@ export class GpuVectorSpace implements VectorSpace<GpuVector> {
     for (const b of [this.partials, this.result, this.batchResults, this.reduceParams, this.axpyParams, this.scaleParams, this.multiplyParams]) b.destroy();
   }
 
+  /** InputError unless `values` has one entry per dimension. */
+  private checkLength(values: ArrayLike<number>): void {
+    if (values.length !== this.dim) throw new InputError(`vector has ${values.length} entries, the parameter space has ${this.dim}`);
+  }
+
   private allocate(): GpuVector {
     this.ctx.checkAlive();
-    return new GpuVector(this.ctx.pool.acquire(this.dim * 4, VECTOR_USAGE, `vector[${this.dim}]`), this.dim);
+    return new GpuVector(this.ctx.pool.acquire(this.dim * 4, STORAGE_COPY, `vector[${this.dim}]`), this.dim);
   }
 
   check(v: GpuVector, what: string): void {

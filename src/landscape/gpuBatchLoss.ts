@@ -37,7 +37,6 @@ export interface GpuBatchLossOptions {
 
 const LOSS_CODE: Record<LossKind, number> = { ce: 0, mse: 1, logistic: 2 };
 // A function, not a constant: importing this module must not need WebGPU's globals.
-const storage = () => STORAGE_COPY;
 const DEFAULT_BUDGET = 256 * 2 ** 20;
 
 type Chunk = DataChunk;
@@ -122,7 +121,7 @@ export class GpuBatchLoss implements BatchLoss {
 
   private buffer(label: string, floats: number): GPUBuffer {
     this.ctx.checkBindingSize(label, floats * 4);
-    const b = this.ctx.device.createBuffer({ label: `flatness:landscape:${label}`, size: Math.max(16, floats * 4), usage: storage() });
+    const b = this.ctx.device.createBuffer({ label: `flatness:landscape:${label}`, size: Math.max(16, floats * 4), usage: STORAGE_COPY });
     this.buffers.push(b);
     return b;
   }
@@ -218,8 +217,8 @@ export class GpuBatchLoss implements BatchLoss {
         const queue = device.queue;
         queue.writeBuffer(this.vectors, 0, Float32Array.from(batch.base));
         batch.basis.forEach((u, j) => queue.writeBuffer(this.vectors, (1 + j) * n * 4, Float32Array.from(u)));
-        const coef = device.createBuffer({ label: `flatness:landscape:coefficients[${P}x${J}]`, size: Math.max(16, coefficients.byteLength), usage: storage() });
-        const sums = device.createBuffer({ label: `flatness:landscape:sums[${P}]`, size: Math.max(16, P * 4), usage: storage() });
+        const coef = device.createBuffer({ label: `flatness:landscape:coefficients[${P}x${J}]`, size: Math.max(16, coefficients.byteLength), usage: STORAGE_COPY });
+        const sums = device.createBuffer({ label: `flatness:landscape:sums[${P}]`, size: Math.max(16, P * 4), usage: STORAGE_COPY });
         temporary.push(coef, sums);
         this.ctx.checkBindingSize(`coefficients[${P}x${J}]`, coefficients.byteLength);
         queue.writeBuffer(coef, 0, coefficients);
