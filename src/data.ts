@@ -19,6 +19,8 @@ export interface Dataset {
   labels?: Int32Array;
   /** mse: targets, row-major [N, C]. */
   targets?: Float32Array;
+  /** Images: the per-sample shape [C, H, W] of x (NCHW, flattened per sample, so d = C·H·W). */
+  imageShape?: [number, number, number];
 }
 
 /** Checks that `data` fits `spec` and `loss`; throws InputError naming the tensor and shapes. */
@@ -72,5 +74,5 @@ export function subsetDataset(data: Dataset, indices: ArrayLike<number>): Datase
     if (labels) labels[r] = data.labels![i];
     if (targets) targets.set(data.targets!.subarray(i * c, (i + 1) * c), r * c);
   }
-  return { n: m, features: d, x, labels, targets };
+  return { n: m, features: d, x, labels, targets, ...(data.imageShape ? { imageShape: data.imageShape } : {}) };
 }

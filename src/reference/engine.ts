@@ -15,20 +15,31 @@
  *   Rdelta_{k-1} = (Rdelta_k W_k + delta_k V_k) ⊙ phi'(z_{k-1})
  *   (Hv)_{W_k} = Rdelta_k^T a_{k-1} + delta_k^T Ra_{k-1},   (Hv)_{b_k} = sum over samples of Rdelta_k
  * The delta_k V_k and delta_k^T Ra_{k-1} terms are the cross-layer terms that Gauss-Newton drops.
+ *
+ * Convolutional nets run the same passes with W_k a convolution (src/reference/layerMaps.ts holds
+ * both linear maps and their transposes) and a pooling P_k after the activation of a hidden layer
+ * (src/reference/pooling.ts): a_k = P_k(phi(z_k)), so the backward pass becomes
+ *   delta_{k-1} = phi'(z_{k-1}) ⊙ P_{k-1}^T(delta_k W_k)
+ * and the tangents Ra_k = P_k(phi'(z_k) ⊙ Rz_k), P being linear (average) or the arg-max routing
+ * recorded in the forward pass (max), whose second derivative vanishes almost everywhere.
  */
 import { type Dataset, subsetDataset, validateDataset } from "../data.ts";
 import { InputError, assertFinite } from "../errors.ts";
-import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, validateSpec } from "../model.ts";
+import { convOutputShape, isConv, type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, validateSpec } from "../model.ts";
 import type { Objective } from "../objective.ts";
 import { HostVectorSpace } from "../hostVectorSpace.ts";
 import { zeroCounters } from "../objective.ts";
 import { lossCurvature, lossValueAndGradient } from "./losses.ts";
+import { type LayerMap, layerMap } from "./layerMaps.ts";
+import { Pooling } from "./pooling.ts";
 
 interface ForwardState {
-  /** z_k per layer, [B, out_k] */
+  /** z_k per layer, [B, size of z_k] */
   z: Float64Array[];
-  /** a_k = phi(z_k) per hidden layer; a[0] is the input x. a[k] is the input of layer k. */
+  /** a[k] is the input of layer k: a[0] = x, a[k+1] = P_k(phi(z_k)). */
   a: Float64Array[];
+  /** Per hidden layer with max pooling: the arg-max (index into phi(z_k)) of every pooled output. */
+  argmax: (Int32Array | null)[];
 }
 
 export class ReferenceObjective implements Objective<Float64Array> {
@@ -38,6 +49,8 @@ export class ReferenceObjective implements Objective<Float64Array> {
   private readonly layout;
   private readonly slope: number;
   private readonly x: Float64Array;
+  private readonly maps: LayerMap[];
+  private readonly pools: (Pooling | null)[];
 
   constructor(readonly spec: ModelSpec, readonly data: Dataset, readonly lossKind: LossKind) {
     validateSpec(spec);
@@ -47,6 +60,12 @@ export class ReferenceObjective implements Objective<Float64Array> {
     this.slope = negativeSlope(spec.activation);
     this.sampleCount = data.n;
     this.x = Float64Array.from(data.x);
+    this.maps = spec.layers.map((l, k) => layerMap(l, this.layout.layers[k].weightOffset, this.layout.layers[k].biasOffset));
+    this.pools = spec.layers.map((l) => {
+      if (!isConv(l) || !l.pool) return null;
+      const [c, h, w] = convOutputShape(l);
+      return new Pooling(l.pool, c, h, w);
+    });
   }
 
   loss(theta: Float64Array): Promise<number> {
@@ -154,27 +173,39 @@ export class ReferenceObjective implements Objective<Float64Array> {
     assertFinite("theta", theta);
   }
 
+  private get B(): number {
+    return this.data.n;
+  }
+
+  private activate(z: Float64Array): Float64Array {
+    return z.map((v) => (v > 0 ? v : this.slope * v));
+  }
+
+  /** phi'(z) ⊙ r, in place. */
+  private mask(r: Float64Array, z: Float64Array): Float64Array {
+    for (let i = 0; i < r.length; i++) if (!(z[i] > 0)) r[i] *= this.slope;
+    return r;
+  }
+
   private forward(theta: Float64Array): ForwardState {
-    const B = this.data.n;
-    const z: Float64Array[] = [];
-    const a: Float64Array[] = [this.x];
-    this.spec.layers.forEach((l, k) => {
-      const { weightOffset, biasOffset } = this.layout.layers[k];
-      const zk = new Float64Array(B * l.outFeatures);
-      const input = a[k];
-      for (let s = 0; s < B; s++) {
-        for (let o = 0; o < l.outFeatures; o++) {
-          let acc = biasOffset >= 0 ? theta[biasOffset + o] : 0;
-          for (let i = 0; i < l.inFeatures; i++) {
-            acc += input[s * l.inFeatures + i] * theta[weightOffset + o * l.inFeatures + i];
-          }
-          zk[s * l.outFeatures + o] = acc;
-        }
+    const K = this.spec.layers.length;
+    const st: ForwardState = { z: [], a: [this.x], argmax: [] };
+    for (let k = 0; k < K; k++) {
+      const zk = this.maps[k].forward(theta, st.a[k], this.B);
+      st.z.push(zk);
+      if (k + 1 === K) break;
+      const h = this.activate(zk);
+      const pool = this.pools[k];
+      if (pool) {
+        const { out, argmax } = pool.forward(h, this.B);
+        st.a.push(out);
+        st.argmax.push(argmax);
+      } else {
+        st.a.push(h);
+        st.argmax.push(null);
       }
-      z.push(zk);
-      if (k + 1 < this.spec.layers.length) a.push(zk.map((v) => (v > 0 ? v : this.slope * v)));
-    });
-    return { z, a };
+    }
+    return st;
   }
 
   private lossAndDelta(st: ForwardState): { loss: number; delta: Float64Array } {
@@ -187,103 +218,52 @@ export class ReferenceObjective implements Objective<Float64Array> {
     const deltas: Float64Array[] = new Array(K);
     deltas[K - 1] = deltaOut;
     for (let k = K - 1; k > 0; k--) {
-      deltas[k - 1] = this.backProject(theta, k, deltas[k], st.z[k - 1]);
+      deltas[k - 1] = this.backProject(theta, k, deltas[k], st, undefined);
     }
     return deltas;
   }
 
-  /** (d W_k) ⊙ phi'(z_{k-1}), d of shape [B, out_k]. */
-  private backProject(theta: Float64Array, k: number, d: Float64Array, zPrev: Float64Array, add?: Float64Array) {
-    const l = this.spec.layers[k];
-    const B = this.data.n;
-    const w = this.layout.layers[k].weightOffset;
-    const result = new Float64Array(B * l.inFeatures);
-    for (let s = 0; s < B; s++) {
-      for (let i = 0; i < l.inFeatures; i++) {
-        let acc = add ? add[s * l.inFeatures + i] : 0;
-        for (let o = 0; o < l.outFeatures; o++) acc += d[s * l.outFeatures + o] * theta[w + o * l.inFeatures + i];
-        const zp = zPrev[s * l.inFeatures + i];
-        result[s * l.inFeatures + i] = zp > 0 ? acc : this.slope * acc;
-      }
-    }
-    return result;
+  /** phi'(z_{k-1}) ⊙ P_{k-1}^T(add + d W_k): d of layer k's output shape, projected to z_{k-1}. */
+  private backProject(w: Float64Array, k: number, d: Float64Array, st: ForwardState, add: Float64Array | undefined) {
+    let r = this.maps[k].backProject(w, d, this.B, add);
+    const pool = this.pools[k - 1];
+    if (pool) r = pool.transpose(r, st.argmax[k - 1], this.B);
+    return this.mask(r, st.z[k - 1]);
   }
 
   private backward(theta: Float64Array, st: ForwardState, deltaOut: Float64Array, grad: Float64Array) {
     const deltas = this.backwardDeltas(theta, st, deltaOut);
-    this.spec.layers.forEach((_, k) => this.accumulateLayerGradient(k, deltas[k], st.a[k], grad));
+    this.maps.forEach((m, k) => m.accumulateGradient(deltas[k], st.a[k], grad, this.B, true));
   }
 
-  /** grad_{W_k} += d^T a, grad_{b_k} += column sums of d. */
-  private accumulateLayerGradient(k: number, d: Float64Array, input: Float64Array, grad: Float64Array, withBias = true) {
-    const l = this.spec.layers[k];
-    const B = this.data.n;
-    const { weightOffset, biasOffset } = this.layout.layers[k];
-    for (let o = 0; o < l.outFeatures; o++) {
-      for (let i = 0; i < l.inFeatures; i++) {
-        let acc = 0;
-        for (let s = 0; s < B; s++) acc += d[s * l.outFeatures + o] * input[s * l.inFeatures + i];
-        grad[weightOffset + o * l.inFeatures + i] += acc;
-      }
-      if (withBias && biasOffset >= 0) {
-        let acc = 0;
-        for (let s = 0; s < B; s++) acc += d[s * l.outFeatures + o];
-        grad[biasOffset + o] += acc;
-      }
-    }
-  }
-
-  /** Pearlmutter's R-operator: writes H v into out. */
+  /** Pearlmutter's R-operator: writes H v (or the Gauss-Newton product) into out. */
   private rOperator(theta: Float64Array, v: Float64Array, st: ForwardState, deltas: Float64Array[], out: Float64Array, gaussNewton = false) {
     if (v.length !== this.layout.dim) throw new InputError(`v has ${v.length} entries, the model has ${this.layout.dim} parameters`);
     const K = this.spec.layers.length;
-    const B = this.data.n;
     // Tangent forward pass: Ra[k] is the tangent of the input of layer k (Ra[0] = 0: x does not move).
     const Ra: Float64Array[] = [new Float64Array(this.x.length)];
-    let RzOut = new Float64Array(0);
+    let RzOut: Float64Array = new Float64Array(0);
     for (let k = 0; k < K; k++) {
-      const l = this.spec.layers[k];
-      const { weightOffset: w, biasOffset: b } = this.layout.layers[k];
-      const rz = new Float64Array(B * l.outFeatures);
-      for (let s = 0; s < B; s++) {
-        for (let o = 0; o < l.outFeatures; o++) {
-          let acc = b >= 0 ? v[b + o] : 0;
-          for (let i = 0; i < l.inFeatures; i++) {
-            const idx = s * l.inFeatures + i;
-            acc += Ra[k][idx] * theta[w + o * l.inFeatures + i] + st.a[k][idx] * v[w + o * l.inFeatures + i];
-          }
-          rz[s * l.outFeatures + o] = acc;
-        }
+      const rz = this.maps[k].tangent(theta, v, st.a[k], Ra[k], this.B);
+      if (k + 1 === K) {
+        RzOut = rz;
+        break;
       }
-      if (k + 1 < K) Ra.push(rz.map((r, idx) => (st.z[k][idx] > 0 ? r : this.slope * r)));
-      else RzOut = rz;
+      const rh = this.mask(rz, st.z[k]);
+      const pool = this.pools[k];
+      Ra.push(pool ? pool.tangent(rh, st.argmax[k], this.B) : rh);
     }
     // Backward pass of the tangents.
     let Rdelta = lossCurvature(this.lossKind, st.z[K - 1], RzOut, this.data.n, outputWidth(this.spec));
     out.fill(0);
     for (let k = K - 1; k >= 0; k--) {
-      this.accumulateLayerGradient(k, Rdelta, st.a[k], out);
-      if (!gaussNewton) this.accumulateLayerGradient(k, deltas[k], Ra[k], out, false);
+      this.maps[k].accumulateGradient(Rdelta, st.a[k], out, this.B, true);
+      if (!gaussNewton) this.maps[k].accumulateGradient(deltas[k], Ra[k], out, this.B, false);
       if (k > 0) {
-        const crossTerm = gaussNewton ? new Float64Array(this.data.n * this.spec.layers[k].inFeatures) : this.projectWithWeights(v, k, deltas[k]);
-        Rdelta = this.backProject(theta, k, Rdelta, st.z[k - 1], crossTerm);
+        const crossTerm = gaussNewton ? new Float64Array(this.B * this.maps[k].inSize) : this.maps[k].backProject(v, deltas[k], this.B);
+        Rdelta = this.backProject(theta, k, Rdelta, st, crossTerm);
       }
     }
-  }
-
-  /** d V_k (no mask): the delta_k V_k cross-layer term, [B, in_k]. */
-  private projectWithWeights(v: Float64Array, k: number, d: Float64Array): Float64Array {
-    const l = this.spec.layers[k];
-    const B = this.data.n;
-    const w = this.layout.layers[k].weightOffset;
-    const r = new Float64Array(B * l.inFeatures);
-    for (let s = 0; s < B; s++) {
-      for (let i = 0; i < l.inFeatures; i++) {
-        let acc = 0;
-        for (let o = 0; o < l.outFeatures; o++) acc += d[s * l.outFeatures + o] * v[w + o * l.inFeatures + i];
-        r[s * l.inFeatures + i] = acc;
-      }
-    }
-    return r;
   }
 }
+
