@@ -88,7 +88,7 @@ export function specFromArchitecture(arch: Architecture, options: { activation?:
   const layers: LayerSpec[] = [];
   let activation: Activation | null = null;
   // What may come next: after a parametric layer, its activation (or the end); after the activation, a pooling.
-  let state: "start" | "layer" | "activated" | "pooled" = "start";
+  let state = "start" as "start" | "layer" | "activated" | "pooled";
   const where = (i: number, m: ModuleSpec) => `module ${i} (${m.type})`;
   modules.forEach((m, i) => {
     const act = activationOf(m);

@@ -23,7 +23,7 @@
  */
 import { type Dataset, validateDataset } from "../data.ts";
 import { DeviceLimitError, InputError } from "../errors.ts";
-import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, validateSpec } from "../model.ts";
+import { type LinearLayerSpec, type LossKind, type MlpSpec, type ModelSpec, negativeSlope, outputWidth, parameterLayout, requireMlp, validateSpec } from "../model.ts";
 import { type Objective, zeroCounters } from "../objective.ts";
 import type { GpuContext } from "./context.ts";
 import { type Dispatch, DispatchBuilder, encodeDispatches, type Operand, reduceGroups } from "./dispatch.ts";
@@ -96,7 +96,7 @@ export class GpuObjective implements Objective<GpuVector> {
 
   private constructor(
     readonly ctx: GpuContext,
-    readonly spec: ModelSpec,
+    readonly spec: MlpSpec,
     readonly lossKind: LossKind,
     readonly space: GpuVectorSpace,
     readonly chunkRows: number,
@@ -113,10 +113,12 @@ export class GpuObjective implements Objective<GpuVector> {
 
   static async create(ctx: GpuContext, spec: ModelSpec, data: Dataset, lossKind: LossKind, options: GpuObjectiveOptions = {}): Promise<GpuObjective> {
     validateSpec(spec);
+    requireMlp(spec, "GpuObjective (the WebGPU MLP engine; GpuConvObjective takes convolutional nets)");
     validateDataset(spec, data, lossKind);
     const maxBlock = options.maxBlock ?? 8;
     if (!Number.isInteger(maxBlock) || maxBlock < 1) throw new InputError(`maxBlock must be a positive integer, got ${maxBlock}`);
-    const widest = Math.max(...spec.layers.map((l) => Math.max(l.inFeatures, l.outFeatures)));
+    const linear: LinearLayerSpec[] = spec.layers;
+    const widest = Math.max(...linear.map((l) => Math.max(l.inFeatures, l.outFeatures)));
     const bindingLimit = ctx.limits.maxStorageBufferBindingSize;
     const fitRows = Math.floor(bindingLimit / (4 * maxBlock * widest));
     if (fitRows < 1) {
@@ -183,7 +185,8 @@ export class GpuObjective implements Objective<GpuVector> {
     }
     // Layer buffers hold rowCapacity rows; the HVP plans' per-direction strides stay chunkRows.
     const R = this.rowCapacity;
-    this.layers = this.spec.layers.map((l, k) => {
+    const linear: LinearLayerSpec[] = this.spec.layers;
+    this.layers = linear.map((l, k) => {
       const hidden = k + 1 < this.spec.layers.length;
       const w = l.outFeatures;
       return {

@@ -21,7 +21,7 @@ import { type Dataset, validateDataset } from "../data.ts";
 import { DeviceLimitError, InputError } from "../errors.ts";
 import type { GpuContext } from "../gpu/context.ts";
 import { type Dispatch, DispatchBuilder, encodeDispatches, type Operand } from "../gpu/dispatch.ts";
-import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, validateSpec } from "../model.ts";
+import { type LinearLayerSpec, type LossKind, type MlpSpec, type ModelSpec, negativeSlope, outputWidth, parameterLayout, requireMlp, validateSpec } from "../model.ts";
 import { type BatchLoss, checkBatch, MAX_BASIS, type PerturbationBatch } from "./batchLoss.ts";
 import { type DataChunk, uploadDataChunks } from "../gpu/dataChunks.ts";
 import { STORAGE_COPY } from "../gpu/usage.ts";
@@ -64,7 +64,7 @@ export class GpuBatchLoss implements BatchLoss {
 
   private constructor(
     readonly ctx: GpuContext,
-    readonly spec: ModelSpec,
+    readonly spec: MlpSpec,
     readonly lossKind: LossKind,
     readonly sampleCount: number,
     /** Samples per chunk. */
@@ -81,9 +81,11 @@ export class GpuBatchLoss implements BatchLoss {
 
   static async create(ctx: GpuContext, spec: ModelSpec, data: Dataset, lossKind: LossKind, options: GpuBatchLossOptions = {}): Promise<GpuBatchLoss> {
     validateSpec(spec);
+    requireMlp(spec, "GpuBatchLoss (use SequentialBatchLoss over an objective for convolutional nets)");
     validateDataset(spec, data, lossKind);
     const n = parameterLayout(spec).dim;
-    const widest = Math.max(...spec.layers.map((l) => l.outFeatures));
+    const linear: LinearLayerSpec[] = spec.layers;
+    const widest = Math.max(...linear.map((l) => l.outFeatures));
     const limit = ctx.limits.maxStorageBufferBindingSize;
     const maxGroups = ctx.limits.maxComputeWorkgroupsPerDimension;
     const positive = (name: string, v: number | undefined) => {
