@@ -156,13 +156,19 @@ export class ReferenceObjective implements Objective<Float64Array> {
   }
 
   /**
-   * Minimum nonzero |z| over every hidden pre-activation: how close the data sits to a ReLU kink.
-   * Exact zeros (a dead unit feeding a bias-free one) are skipped: f32 and f64 agree on those.
+   * Minimum nonzero |z| over every hidden pre-activation, and the minimum nonzero gap between the
+   * two largest values of every max-pooling window: how close the data sits to a kink of ReLU or
+   * of max pooling. Exact zeros and exact ties (a dead unit feeding a bias-free one, windows of
+   * zeros after ReLU) are skipped: f32 and f64 agree on those.
    */
   minHiddenPreactivation(theta: Float64Array): number {
     const st = this.forward(theta);
     let m = Infinity;
-    for (let k = 0; k + 1 < st.z.length; k++) for (const v of st.z[k]) if (v !== 0) m = Math.min(m, Math.abs(v));
+    for (let k = 0; k + 1 < st.z.length; k++) {
+      for (const v of st.z[k]) if (v !== 0) m = Math.min(m, Math.abs(v));
+      const pool = this.pools[k];
+      if (pool) m = Math.min(m, pool.minGap(this.activate(st.z[k]), this.B));
+    }
     return m;
   }
 

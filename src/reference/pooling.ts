@@ -111,4 +111,35 @@ export class Pooling {
     }
     return r;
   }
+
+  /**
+   * Max pooling: the smallest nonzero gap between a window's maximum and its runner-up, over every
+   * window (Infinity for average pooling). Like a ReLU kink, a near tie is where f32 and f64 may
+   * route differently; exact ties (zeros after ReLU) go to the same first cell on every engine.
+   */
+  minGap(h: Float64Array, B: number): number {
+    if (this.pool.kind !== "max") return Infinity;
+    let gap = Infinity;
+    for (let s = 0; s < B; s++) {
+      for (let c = 0; c < this.channels; c++) {
+        const base = s * this.inSize + c * this.HW;
+        for (let p = 0; p < this.P; p++) {
+          let best = -Infinity;
+          let second = -Infinity;
+          for (let t = 0; t < this.window; t++) {
+            const cell = this.cells[p * this.window + t];
+            if (cell < 0) continue;
+            const v = h[base + cell];
+            if (v > best) {
+              second = best;
+              best = v;
+            } else if (v > second) second = v;
+          }
+          const g = best - second;
+          if (g > 0 && g < gap) gap = g;
+        }
+      }
+    }
+    return gap;
+  }
 }
