@@ -4,7 +4,8 @@
  * CPU backends ("wasm": WebAssembly kernels; "cpu": interpreted JS, debugging only).
  *
  * Layout: the flat parameter vector of src/model.ts. The jax function slices theta into
- * W_k [out, in] (row-major) and b_k [out] itself, so gradients and HVPs are taken with respect to
+ * W_k [out, in] (row-major; [out, in/groups, kh, kw] for a convolution, run by
+ * lax.convGeneralDilated on NCHW images, pooled by lax.reduceWindow) and b_k [out] itself, so gradients and HVPs are taken with respect to
  * the whole flat vector and come back in the same layout with no repacking.
  *
  * Activation: phi(z) = z > 0 ? z : slope * z, written with `where(z > 0, ...)` so that
@@ -25,8 +26,8 @@
  * as `x.ref` / `t.ref`; inside the traced function every array used more than once is `.ref`'d on
  * all uses but the last; `Array.data()` consumes the array it reads.
  */
-import { type Device, defaultDevice, getWebGPUDevice, grad, init, jit, jvp, nn, numpy as np } from "@jax-js/jax";
-import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout } from "../model.ts";
+import { type Device, defaultDevice, getWebGPUDevice, grad, init, jit, jvp, lax, nn, numpy as np } from "@jax-js/jax";
+import { isConv, type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, weightShape } from "../model.ts";
 import type { Dataset } from "../data.ts";
 import { validateDataset } from "../data.ts";
 
@@ -113,19 +114,34 @@ export function makeLossFn(
     let a = x;
     spec.layers.forEach((l, k) => {
       const { weightOffset, biasOffset } = layout.layers[k];
-      const wSize = l.outFeatures * l.inFeatures;
-      const w = theta.ref.slice([weightOffset, weightOffset + wSize]).reshape([l.outFeatures, l.inFeatures]);
-      let z = np.matmul(a, w.transpose()); // [N, out]
-      if (biasOffset >= 0) {
-        z = z.add(theta.ref.slice([biasOffset, biasOffset + l.outFeatures]));
+      const shape = weightShape(l);
+      const wSize = shape.reduce((p, q) => p * q, 1);
+      const w = theta.ref.slice([weightOffset, weightOffset + wSize]).reshape(shape);
+      let z: Arr;
+      if (isConv(l)) {
+        if (k === 0) a = a.reshape([n, l.inChannels, l.inHeight, l.inWidth]);
+        z = lax.convGeneralDilated(a, w, l.stride, [[l.padding[0], l.padding[0]], [l.padding[1], l.padding[1]]], {
+          rhsDilation: l.dilation,
+          featureGroupCount: l.groups,
+        }); // [N, out, H', W']
+        if (biasOffset >= 0) z = z.add(theta.ref.slice([biasOffset, biasOffset + l.outChannels]).reshape([1, l.outChannels, 1, 1]));
+      } else {
+        if (a.ndim !== 2) a = a.reshape([n, l.inFeatures]); // Flatten (NCHW order)
+        z = np.matmul(a, w.transpose()); // [N, out]
+        if (biasOffset >= 0) z = z.add(theta.ref.slice([biasOffset, biasOffset + l.outFeatures]));
       }
       if (k < last) {
         // phi(z) = z > 0 ? z : slope * z
         a = slope === 0
           ? np.where(z.ref.greater(0), z, 0)
           : np.where(z.ref.greater(0), z.ref, z.mul(slope));
+        if (isConv(l) && l.pool) {
+          const p = l.pool;
+          if (p.padding[0] || p.padding[1]) throw new Error("the jax-js peer pools without padding only (lax.reduceWindow has none)");
+          a = lax.reduceWindow(a, (win: Arr) => (p.kind === "max" ? np.max(win) : np.mean(win)), p.kernel, p.stride);
+        }
       } else {
-        a = z;
+        a = z.ndim === 2 ? z : z.reshape([n, outputWidth(spec)]);
       }
     });
     theta.dispose();
@@ -162,7 +178,7 @@ export async function createJaxPeer(
     // dots (the eager path keeps them as lazy views); a binding larger than the device limit fails
     // validation and the HVP comes back wrong, with only "Uncaptured error" lines on the console.
     const limit = getWebGPUDevice().limits.maxStorageBufferBindingSize;
-    const largest = 4 * n * Math.max(...spec.layers.map((l) => l.inFeatures * l.outFeatures));
+    const largest = 4 * n * Math.max(...spec.layers.map((l) => (isConv(l) ? 0 : l.inFeatures * l.outFeatures)));
     if (largest > limit) {
       throw new Error(
         `jax-js jit "full" on webgpu needs a ${largest}-byte buffer (N x out x in floats) for this net and data, ` +
