@@ -1,33 +1,57 @@
 /**
- * `flatness bench`: times forward, gradient, HVP and block HVP (k = 8) on a few MLP sizes, beside
+ * `flatness bench`: times forward, gradient, HVP and block HVP (k = 8) on a few MLP and CNN sizes, beside
  * the same HVP by @jax-js/jax (jvp(grad(f))) in the same runtime and run, after checking that the
  * two agree. Every figure of a row is taken in the same run, so the ratios compare like with like.
  */
 import { openBackend } from "../backend/mod.ts";
 import type { GpuContext } from "../gpu/context.ts";
+import { GpuConvObjective } from "../gpu/convObjective.ts";
 import { GpuObjective } from "../gpu/objective.ts";
 import type { GpuVector } from "../gpu/vectors.ts";
 import { passFlops } from "../flops.ts";
 import { initParameters, randomDataset } from "../init.ts";
-import { type ModelSpec, mlpSpec } from "../model.ts";
+import { parseArchitecture } from "../architecture.ts";
+import type { Dataset } from "../data.ts";
+import { isMlp, type ModelSpec, mlpSpec } from "../model.ts";
 import { Rng } from "../random.ts";
 import { relativeError } from "../format.ts";
 
+/** One benchmark net: an MLP by its widths, or any net by its architecture text on an input shape. */
 export interface BenchSize {
   name: string;
-  widths: number[];
+  widths?: number[];
+  arch?: string;
+  input?: number[];
   batch: number;
 }
 
-/** ~10k, ~100k and ~1M parameters. */
+/**
+ * MLPs of ~10k, ~100k and ~1M parameters; an MNIST-sized CNN (two 3x3 conv layers with max
+ * pooling and a linear head, Keskar et al.'s C1 shape scaled down) and a larger CIFAR-sized one.
+ */
 export const BENCH_SIZES: BenchSize[] = [
   { name: "10k", widths: [64, 128, 10], batch: 256 },
   { name: "100k", widths: [256, 256, 128, 10], batch: 1024 },
   { name: "1M", widths: [784, 1024, 256, 10], batch: 4096 },
+  { name: "cnn-mnist", arch: "conv(8,3,padding=1),relu,maxpool(2),conv(16,3,padding=1),relu,maxpool(2),flatten,linear(10)", input: [1, 28, 28], batch: 256 },
+  { name: "cnn-cifar", arch: "conv(16,3,padding=1),relu,maxpool(2),conv(32,3,padding=1),relu,maxpool(2),conv(64,3,padding=1),relu,maxpool(2),flatten,linear(10)", input: [3, 32, 32], batch: 256 },
 ];
+
+/** The spec of a benchmark size. */
+export function benchSpec(size: BenchSize): ModelSpec {
+  return size.arch ? parseArchitecture(size.arch, size.input!) : mlpSpec(size.widths!);
+}
+
+function describeSize(size: BenchSize): string {
+  return size.arch ? `${size.arch} on ${size.input!.join("x")}` : `widths [${size.widths}]`;
+}
 
 export interface BenchRow {
   name: string;
+  /** The backend timed ("webgpu"). */
+  backend: string;
+  /** The net: "widths [..]" or its architecture on its input shape. */
+  net: string;
   params: number;
   batch: number;
   forwardMs: number;
@@ -78,15 +102,15 @@ export async function runBench(options: BenchOptions = {}): Promise<{ adapter: s
   const backend = await openBackend("webgpu");
   const ctx = backend.gpu!;
   const software = ctx.isSoftware;
-  const wanted = options.sizes ?? (software ? ["10k", "100k"] : BENCH_SIZES.map((s) => s.name));
+  const wanted = options.sizes ?? (software ? ["10k", "100k", "cnn-mnist"] : BENCH_SIZES.map((s) => s.name));
   const sizes = BENCH_SIZES.filter((s) => wanted.includes(s.name));
   const repeats = options.repeats ?? (software ? 3 : 10);
   const k = options.blockSize ?? 8;
   const rows: BenchRow[] = [];
   try {
     for (const size of sizes) {
-      log(`bench ${size.name}: widths [${size.widths}], batch ${size.batch}`);
-      rows.push(await benchOne(ctx, mlpSpec(size.widths), size, repeats, k, options.jax ?? true, log));
+      log(`bench ${size.name}: ${describeSize(size)}, batch ${size.batch}`);
+      rows.push(await benchOne(ctx, benchSpec(size), size, repeats, k, options.jax ?? true, log));
     }
   } finally {
     await backend.close();
@@ -97,8 +121,10 @@ export async function runBench(options: BenchOptions = {}): Promise<{ adapter: s
 async function benchOne(ctx: GpuContext, spec: ModelSpec, size: BenchSize, repeats: number, k: number, withJax: boolean, log: (l: string) => void): Promise<BenchRow> {
   const data = randomDataset(spec, size.batch, "ce", 1);
   const theta0 = Float32Array.from(initParameters(spec, 2));
-  const full = await GpuObjective.create(ctx, spec, data, "ce", { maxBlock: k, reuseForwardState: false });
-  const reuse = await GpuObjective.create(ctx, spec, data, "ce", { maxBlock: 1 });
+  const create = (options: { maxBlock: number; reuseForwardState?: boolean }) =>
+    isMlp(spec) ? GpuObjective.create(ctx, spec, data, "ce", options) : GpuConvObjective.create(ctx, spec, data, "ce", options);
+  const full = await create({ maxBlock: k, reuseForwardState: false });
+  const reuse = await create({ maxBlock: 1 });
   const s = full.space;
   const rng = new Rng(3);
   const theta = s.fromArray(theta0);
@@ -119,6 +145,8 @@ async function benchOne(ctx: GpuContext, spec: ModelSpec, size: BenchSize, repea
     const flops = passFlops(spec, size.batch);
     const row: BenchRow = {
       name: size.name,
+      backend: "webgpu",
+      net: describeSize(size),
       params: full.dim,
       batch: size.batch,
       forwardMs, gradientMs, hvpMs, hvpReuseMs, blockHvpMs, blockSize: k,
@@ -154,7 +182,7 @@ async function benchOne(ctx: GpuContext, spec: ModelSpec, size: BenchSize, repea
 
 async function benchJax(
   spec: ModelSpec,
-  data: ReturnType<typeof randomDataset>,
+  data: Dataset,
   theta: Float32Array,
   v: Float64Array,
   ours: Float64Array,

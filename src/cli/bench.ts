@@ -7,12 +7,14 @@ import { table } from "./format.ts";
 
 export const BENCH_HELP = `flatness bench: forward, gradient, HVP and block-HVP timings, beside @jax-js/jax
 
-Usage: flatness bench [--json] [--sizes 10k,100k,1M] [--repeats R] [--block K] [--no-jax]
+Usage: flatness bench [--json] [--sizes 10k,100k,1M,cnn-mnist,cnn-cifar] [--repeats R] [--block K] [--no-jax]
 
-Rows: params, batch, forwardMs, gradientMs, hvpMs, hvpReuseMs (forward state kept), blockHvpMs
+Sizes: MLPs of ~10k, ~100k, ~1M parameters; cnn-mnist (conv 8 and 16 3x3 with max pooling and a
+linear head on 1x28x28, batch 256) and cnn-cifar (three 3x3 conv layers, 16-32-64, on 3x32x32).
+Rows: backend, net, params, batch, forwardMs, gradientMs, hvpMs, hvpReuseMs (forward state kept), blockHvpMs
 (K directions, default 8), the ratios hvp/gradient and block/hvp, GFLOP/s, and jax-js's HVP on
-the same data (checked equal first). Default sizes: all on a hardware GPU, 10k and 100k on
-software WebGPU (the 1M row takes minutes there). Times are medians of R repeats after a warm-up.
+the same data (checked equal first). Default sizes: all on a hardware GPU, 10k, 100k and
+cnn-mnist on software WebGPU (1M and cnn-cifar take minutes there). Times are medians of R repeats after a warm-up.
 
 Usage: flatness bench --metrics [--json] [--samples N] [--widths 256,256,128,10] [--power-iters P]
                       [--trace-matvecs M] [--no-jax]
@@ -84,9 +86,9 @@ export async function runBenchCommand(argv: string[], out: (s: string) => void, 
   }
   out(`adapter: ${result.adapter}${result.software ? " (software WebGPU)" : ""}`);
   out(table(
-    ["size", "params", "batch", "fwd ms", "grad ms", "hvp ms", "hvp/grad", "hvp reuse ms", "block ms", "block/hvp", "hvp GFLOP/s", "jax-js hvp ms", "ours h2h ms", "jax/ours"],
+    ["size", "backend", "params", "batch", "fwd ms", "grad ms", "hvp ms", "hvp/grad", "hvp reuse ms", "block ms", "block/hvp", "hvp GFLOP/s", "jax-js hvp ms", "ours h2h ms", "jax/ours"],
     result.rows.map((r) => [
-      r.name, r.params, r.batch, r.forwardMs, r.gradientMs, r.hvpMs, r.hvpOverGradient, r.hvpReuseMs, r.blockHvpMs, r.blockOverHvp, r.hvpGflops,
+      r.name, r.backend, r.params, r.batch, r.forwardMs, r.gradientMs, r.hvpMs, r.hvpOverGradient, r.hvpReuseMs, r.blockHvpMs, r.blockOverHvp, r.hvpGflops,
       r.jax && "hvpMs" in r.jax ? r.jax.hvpMs : "-", r.jax && "oursMs" in r.jax ? r.jax.oursMs : "-", r.jax && "speedup" in r.jax ? r.jax.speedup : "-",
     ]),
   ));

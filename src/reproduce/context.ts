@@ -10,7 +10,7 @@ import type { Dataset } from "../data.ts";
 import type { Backend } from "../backend/types.ts";
 import { formatNumber } from "../format.ts";
 import { initParameters } from "../init.ts";
-import { type LossKind, type ModelSpec, mlpSpec } from "../model.ts";
+import { inputWidth, type LossKind, type ModelSpec, mlpSpec, outputWidth } from "../model.ts";
 import { type Objective, withVectors } from "../objective.ts";
 import { Rng } from "../random.ts";
 import { ReferenceObjective } from "../reference/engine.ts";
@@ -68,10 +68,10 @@ export function identityTolerance(ctx: ReproduceContext): number {
 /** Data x ~ N(0, I) (f32) with targets the outputs of `theta` on it: theta is an exact minimum of the mse. */
 export async function teacherProblem(spec: ModelSpec, n: number, seed: number): Promise<{ spec: ModelSpec; data: Dataset; theta: Float64Array }> {
   const rng = new Rng(seed);
-  const d = spec.layers[0].inFeatures;
+  const d = inputWidth(spec);
   const x = Float32Array.from(rng.normals(n * d));
   const theta = Float64Array.from(Float32Array.from(initParameters(spec, seed + 1)));
-  const probe: Dataset = { n, features: d, x, targets: new Float32Array(n * spec.layers.at(-1)!.outFeatures) };
+  const probe: Dataset = { n, features: d, x, targets: new Float32Array(n * outputWidth(spec)) };
   const targets = Float32Array.from(await new ReferenceObjective(spec, probe, "mse").outputs(theta));
   return { spec, data: { n, features: d, x, targets }, theta };
 }
