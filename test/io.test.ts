@@ -543,7 +543,9 @@ describe("model files", () => {
     expectError(() => readModel(enc.encode('{"format": "flatness-mlp", "version": 1, "layers": [{"weight": [[NaN]]}]}'), j), FileFormatError, j, "is not valid JSON", "NaN or Infinity");
     expectError(() => readModel(enc.encode('{"format": "flatness-mlp", '), j), FileFormatError, j, "is not valid JSON");
     expectError(() => readModel(enc.encode('{"format": "keras", "version": 1}'), j), FileFormatError, j, '"format" is "keras", expected "flatness-mlp"');
-    expectError(() => readModel(jsonModel([{ weight: [[1]] }], { version: 2 }), j), FileFormatError, j, '"version" 2 is not supported');
+    expectError(() => readModel(jsonModel([{ weight: [[1]] }], { version: 3 }), j), FileFormatError, j, '"version" 3 is not supported');
+    // Version 2 is the format of nets with an architecture (test/io/cnnImport.test.ts).
+    expectError(() => readModel(jsonModel([{ weight: [[1]] }], { version: 2 }), j), FileFormatError, j, 'version 2 needs "architecture"');
     expectError(() => readModel(jsonModel([]), j), FileFormatError, j, '"layers" must be a non-empty array');
     expectError(() => readModel(jsonModel([{ weight: [[1, 2], [3]] }]), j), FileFormatError, j, "layers[0].weight[1] has 1 entries but layers[0].weight[0] has 2");
     expectError(() => readModel(jsonModel([{ weight: [[1, "2"]] }]), j), FileFormatError, j, 'layers[0].weight[0][1] is "2", not a number');

@@ -1,10 +1,10 @@
 /** A dataset from the bytes of its files: .npy or CSV features, .npy labels or a CSV label column. */
 import { type Dataset, validateDataset } from "../data.ts";
 import { InputError } from "../errors.ts";
-import { type LossKind, outputWidth } from "../model.ts";
+import { isConv, type LossKind, outputWidth } from "../model.ts";
 import { parseCsv } from "./csv.ts";
 import type { LoadedModel } from "./modelFile.ts";
-import { npyToFloat32, npyToLabels, parseNpy } from "./npy.ts";
+import { npyToFeatures, npyToFloat32, npyToLabels, parseNpy } from "./npy.ts";
 
 /** A file's name (for messages and the format, by extension) and its bytes. */
 export interface InputFile {
@@ -26,6 +26,7 @@ export function datasetFromBytes(data: InputFile, labels: InputFile | null, loss
   let n: number;
   let features: number;
   let csvLabels: Float64Array | undefined;
+  let imageShape: [number, number, number] | undefined;
   if (/\.csv$/i.test(data.name)) {
     const text = new TextDecoder().decode(data.bytes);
     const column = labels ? "none" : !labelColumn ? "last" : /^\d+$/.test(labelColumn) ? Number(labelColumn) : labelColumn;
@@ -33,10 +34,18 @@ export function datasetFromBytes(data: InputFile, labels: InputFile | null, loss
     ({ x, n, features } = table);
     csvLabels = table.labels;
   } else {
-    const arr = parseNpy(data.bytes, data.name);
-    if (arr.shape.length !== 2) throw new InputError(`${data.name}: data must have shape [N, features], got [${arr.shape.join(", ")}]`);
-    [n, features] = arr.shape;
-    x = npyToFloat32(arr, data.name, "data");
+    // [N, features], or images [N, C, H, W] / [N, H, W] flattened per sample (NCHW).
+    ({ n, features, x, imageShape } = npyToFeatures(parseNpy(data.bytes, data.name), data.name, "data"));
+  }
+  const first = model.model.spec.layers[0];
+  if (isConv(first)) {
+    const want: [number, number, number] = [first.inChannels, first.inHeight, first.inWidth];
+    if (imageShape && imageShape.join() !== want.join()) {
+      const nhwc = imageShape.join() === [want[1], want[2], want[0]].join() ? " (this looks like NHWC: transpose to NCHW, e.g. x.transpose(0, 3, 1, 2))" : "";
+      throw new InputError(`${data.name}: images of shape [${imageShape.join(", ")}] per sample but the model takes [${want.join(", ")}] (channels, height, width)${nhwc}`);
+    }
+    // Flat rows of C·H·W values are taken as flattened NCHW images.
+    if (features === want[0] * want[1] * want[2]) imageShape = want;
   }
   let raw: { values: ArrayLike<number>; shape: number[]; name: string };
   if (labels) {
@@ -53,6 +62,7 @@ export function datasetFromBytes(data: InputFile, labels: InputFile | null, loss
     const count = raw.shape.reduce((a, b) => a * b, 1);
     if (count !== n * c) throw new InputError(`${raw.name}: targets of shape [${raw.shape.join(", ")}] do not match [${n}, ${c}] (samples x model outputs)`);
     dataset = { n, features, x, targets: Float32Array.from(raw.values) };
+    if (imageShape) dataset.imageShape = imageShape;
   } else {
     if (raw.shape.length !== 1 && !(raw.shape.length === 2 && raw.shape[1] === 1)) throw new InputError(`${raw.name}: labels must have shape [N], got [${raw.shape.join(", ")}]`);
     const y = new Int32Array(n);
@@ -62,6 +72,7 @@ export function datasetFromBytes(data: InputFile, labels: InputFile | null, loss
       y[i] = v;
     }
     dataset = { n, features, x, labels: y };
+    if (imageShape) dataset.imageShape = imageShape;
   }
   try {
     validateDataset(model.model.spec, dataset, loss);

@@ -29,23 +29,34 @@
  *    the caller's option, else ReLU. A model read from safetensors is written back as safetensors
  *    with the same tensor names, so PyTorch can load it with `load_state_dict`.
  *
+ * Convolutional nets (docs/model-format.md, "Convolutional nets"): JSON version 2 adds an
+ * "architecture" (src/architecture.ts's Architecture) and nests each weight to its shape; a
+ * safetensors state dict carries the architecture in __metadata__ "architecture" (JSON, or the
+ * text form with "input_shape"), or the caller gives it (ReadModelOptions.architecture), and its
+ * tensors, in module order, must fit it. MLP files read and write exactly as described here.
+ *
  * 3. ONNX (read only; src/io/onnx.ts): a path ending in `.onnx`, or content that is neither JSON
  *    nor a plausible safetensors file and starts like an ONNX ModelProto (field 1, ir_version).
  *    The model becomes a "safetensors" LoadedModel with PyTorch nn.Sequential names ("0.weight",
  *    ...), so transforms of it are written as safetensors, never as ONNX (checkModelOutputPath).
  */
+import { type Architecture, architectureOf, parseArchitecture, specFromArchitecture } from "../architecture.ts";
 import { FileFormatError, InputError } from "../errors.ts";
 import {
   type Activation,
+  isConv,
+  isMlp,
   type LayerSpec,
+  layerUnits,
   type Model,
   type ModelSpec,
   type ParameterLayout,
   parameterLayout,
   validateSpec,
+  weightShape,
 } from "../model.ts";
 import { formatShape } from "./binary.ts";
-import { isOnnxPath, parseOnnxMlp } from "./onnx.ts";
+import { isOnnxPath, parseOnnxModel } from "./onnx.ts";
 import { parseSafetensors, type SafetensorsTensor, writeSafetensors } from "./safetensors.ts";
 
 /** A model as read from a file, with what is needed to write it (or vectors like it) back. */
@@ -66,11 +77,20 @@ export interface LoadedModel {
 export interface ReadModelOptions {
   /** Activation when the file does not say (safetensors without metadata, JSON without "activation"). */
   activation?: Activation;
+  /**
+   * The architecture of a safetensors state dict whose `__metadata__` has none (a small JSON spec
+   * kept beside the file, e.g. read from --architecture): an Architecture object, or its JSON text.
+   */
+  architecture?: Architecture | string;
 }
 
 export const JSON_MODEL_FORMAT = "flatness-mlp";
 export const JSON_VECTOR_FORMAT = "flatness-parameters";
 export const JSON_FORMAT_VERSION = 1;
+/** JSON version of nets with convolutions: an "architecture" field and weights nested to their shape. */
+export const JSON_ARCHITECTURE_VERSION = 2;
+/** The safetensors `__metadata__` key (and JSON field) holding the architecture. */
+export const ARCHITECTURE_KEY = "architecture";
 /** PyTorch's nn.LeakyReLU default, used when a file says leaky_relu but gives no slope. */
 export const DEFAULT_NEGATIVE_SLOPE = 0.01;
 
@@ -131,9 +151,9 @@ export function readModel(bytes: Uint8Array, path: string, options: ReadModelOpt
     : readSafetensorsModel(bytes, path, options);
 }
 
-/** An ONNX MLP (src/io/onnx.ts) as a safetensors-format LoadedModel with PyTorch nn.Sequential names. */
+/** An ONNX net (src/io/onnx.ts) as a safetensors-format LoadedModel with PyTorch nn.Sequential names. */
 function readOnnxModel(bytes: Uint8Array, path: string, options: ReadModelOptions): LoadedModel {
-  const m = parseOnnxMlp(bytes, path, options);
+  const m = parseOnnxModel(bytes, path, options);
   const layout = parameterLayout(m.spec);
   return {
     model: { spec: m.spec, theta: m.theta },
@@ -155,11 +175,18 @@ export function writeModel(loaded: LoadedModel, theta?: Float64Array | Float32Ar
   if (loaded.format === "safetensors") {
     const metadata = { ...loaded.metadata, ...activationMetadata(spec.activation) };
     if (spec.activation.kind === "relu") delete metadata.negative_slope;
+    if (!isMlp(spec)) {
+      // Convolutional nets carry their architecture (tensor shapes alone do not give strides, pooling, ...).
+      metadata[ARCHITECTURE_KEY] = JSON.stringify(architectureOf(spec));
+      delete metadata.input_shape;
+    }
     return writeSafetensors(tensorsOf(loaded, layout, params), metadata);
   }
-  const head = [`"format": ${JSON.stringify(JSON_MODEL_FORMAT)}`, `"version": ${JSON_FORMAT_VERSION}`];
+  const cnn = !isMlp(spec);
+  const head = [`"format": ${JSON.stringify(JSON_MODEL_FORMAT)}`, `"version": ${cnn ? JSON_ARCHITECTURE_VERSION : JSON_FORMAT_VERSION}`];
   head.push(`"activation": ${JSON.stringify(spec.activation.kind)}`);
   if (spec.activation.kind === "leaky_relu") head.push(`"negativeSlope": ${spec.activation.slope}`);
+  if (cnn) head.push(`"architecture": ${JSON.stringify(architectureOf(spec))}`);
   return jsonDocument(head, loaded.metadata, layout, params);
 }
 
@@ -226,7 +253,8 @@ export function writeParameterVector(
 ): Uint8Array {
   const layout = checkVector(like, vector, "parameter vector");
   if (like.format === "safetensors") return writeSafetensors(tensorsOf(like, layout, vector), metadata);
-  const head = [`"format": ${JSON.stringify(JSON_VECTOR_FORMAT)}`, `"version": ${JSON_FORMAT_VERSION}`];
+  const version = isMlp(like.model.spec) ? JSON_FORMAT_VERSION : JSON_ARCHITECTURE_VERSION;
+  const head = [`"format": ${JSON.stringify(JSON_VECTOR_FORMAT)}`, `"version": ${version}`];
   return jsonDocument(head, metadata, layout, vector);
 }
 
@@ -305,7 +333,7 @@ function readSafetensorsModel(bytes: Uint8Array, path: string, options: ReadMode
   };
   if (file.tensors.size === 0) fail("holds no tensors");
 
-  // Group tensors by Linear index, checking that they all share one prefix.
+  // Group tensors by module index, checking that they all share one prefix.
   const byIndex = new Map<number, { weight?: NamedTensor; bias?: NamedTensor }>();
   let prefix: { value: string; example: string } | undefined;
   for (const [name, tensor] of file.tensors) {
@@ -325,40 +353,74 @@ function readSafetensorsModel(bytes: Uint8Array, path: string, options: ReadMode
     entry[slot] = { name, tensor };
     byIndex.set(index, entry);
   }
+  const groups = [...byIndex.keys()].sort((a, b) => a - b).map((index) => byIndex.get(index)!);
+  for (const { weight, bias } of groups) if (!weight) fail(`tensor '${bias!.name}' has no matching weight tensor`);
 
-  const indices = [...byIndex.keys()].sort((a, b) => a - b);
-  const layers: LayerSpec[] = [];
   const tensorNames: string[] = [];
   const parts: (Float32Array | Float64Array)[] = [];
   let allF64 = true;
-  indices.forEach((index, k) => {
-    const { weight, bias } = byIndex.get(index)!;
-    if (!weight) return fail(`tensor '${bias!.name}' has no matching weight tensor`);
-    const ws = weight.tensor.shape;
-    if (ws.length !== 2) {
-      fail(`tensor '${weight.name}' has shape ${formatShape(ws)} but a Linear weight must be 2-D [out, in]`);
-    }
-    const [out, inp] = ws;
-    if (out < 1 || inp < 1) fail(`tensor '${weight.name}' has shape ${formatShape(ws)}: a layer needs at least one input and one output`);
-    if (k > 0 && inp !== layers[k - 1].outFeatures) {
-      fail(
-        `tensor '${weight.name}' has shape ${formatShape(ws)} but layer ${k} takes ${layers[k - 1].outFeatures} inputs ` +
-          `(tensor '${tensorNames[tensorNames.length - (layers[k - 1].bias ? 2 : 1)]}' gives ${layers[k - 1].outFeatures} outputs)`,
-      );
-    }
-    if (bias && !sameShape(bias.tensor.shape, [out])) {
-      fail(`tensor '${bias.name}' has shape ${formatShape(bias.tensor.shape)} but '${weight.name}' has ${out} outputs, so it must be [${out}]`);
-    }
-    layers.push({ inFeatures: inp, outFeatures: out, bias: !!bias });
-    for (const t of bias ? [weight, bias] : [weight]) {
-      checkFinite(t.tensor.data, `tensor '${t.name}'`, path);
-      tensorNames.push(t.name);
-      parts.push(t.tensor.data);
-      if (t.tensor.dtype !== "F64") allF64 = false;
-    }
-  });
+  const take = (t: NamedTensor) => {
+    checkFinite(t.tensor.data, `tensor '${t.name}'`, path);
+    tensorNames.push(t.name);
+    parts.push(t.tensor.data);
+    if (t.tensor.dtype !== "F64") allF64 = false;
+  };
 
-  const spec = finishSpec({ layers, activation: activationFrom(file.metadata, options, path) }, path);
+  let spec: ModelSpec;
+  const architecture = architectureSpec(file.metadata, options, path);
+  if (architecture) {
+    // The architecture gives the layers; the file's tensors, in module order, must fit them.
+    const K = architecture.layers.length;
+    if (groups.length !== K) {
+      const kinds = architecture.layers.map((l) => (isConv(l) ? "conv2d" : "linear")).join(", ");
+      fail(`the architecture has ${K} parametric layers (${kinds}) but the file has ${groups.length} weight tensors (${quoteList(groups.map((g) => g.weight!.name))})`);
+    }
+    architecture.layers.forEach((l, k) => {
+      const { weight, bias } = groups[k];
+      const kind = isConv(l) ? "conv2d" : "linear";
+      const expected = weightShape(l);
+      if (!sameShape(weight!.tensor.shape, expected)) {
+        fail(`tensor '${weight!.name}' has shape ${formatShape(weight!.tensor.shape)} but the architecture's layer ${k} (${kind}) needs ${formatShape(expected)}`);
+      }
+      if (l.bias && !bias) fail(`tensor '${weight!.name.replace(/weight$/, "bias")}' is missing: the architecture's layer ${k} (${kind}) has a bias`);
+      if (bias && !l.bias) fail(`tensor '${bias.name}' is present but the architecture's layer ${k} (${kind}) has no bias (bias: false)`);
+      if (bias && !sameShape(bias.tensor.shape, [layerUnits(l)])) {
+        fail(`tensor '${bias.name}' has shape ${formatShape(bias.tensor.shape)} but the architecture's layer ${k} (${kind}) needs [${layerUnits(l)}]`);
+      }
+      for (const t of bias ? [weight!, bias] : [weight!]) take(t);
+    });
+    spec = architecture;
+  } else {
+    const layers: LayerSpec[] = [];
+    groups.forEach(({ weight, bias }, k) => {
+      const ws = weight!.tensor.shape;
+      if (ws.length === 4) {
+        fail(
+          `tensor '${weight!.name}' has shape ${formatShape(ws)}, a Conv2d weight: a convolutional net needs its architecture, ` +
+            `in __metadata__ '${ARCHITECTURE_KEY}' or given beside the file (docs/model-format.md)`,
+        );
+      }
+      if (ws.length !== 2) {
+        fail(`tensor '${weight!.name}' has shape ${formatShape(ws)} but a Linear weight must be 2-D [out, in]`);
+      }
+      const [out, inp] = ws;
+      if (out < 1 || inp < 1) fail(`tensor '${weight!.name}' has shape ${formatShape(ws)}: a layer needs at least one input and one output`);
+      const previous = layers[k - 1] as { outFeatures: number; bias: boolean } | undefined;
+      if (previous && inp !== previous.outFeatures) {
+        fail(
+          `tensor '${weight!.name}' has shape ${formatShape(ws)} but layer ${k} takes ${previous.outFeatures} inputs ` +
+            `(tensor '${tensorNames[tensorNames.length - (previous.bias ? 2 : 1)]}' gives ${previous.outFeatures} outputs)`,
+        );
+      }
+      if (bias && !sameShape(bias.tensor.shape, [out])) {
+        fail(`tensor '${bias.name}' has shape ${formatShape(bias.tensor.shape)} but '${weight!.name}' has ${out} outputs, so it must be [${out}]`);
+      }
+      layers.push({ inFeatures: inp, outFeatures: out, bias: !!bias });
+      for (const t of bias ? [weight!, bias] : [weight!]) take(t);
+    });
+    spec = finishSpec({ layers, activation: activationFrom(file.metadata, options, path) }, path);
+  }
+
   const theta = new Float64Array(parameterLayout(spec).dim);
   let offset = 0;
   for (const p of parts) {
@@ -366,6 +428,71 @@ function readSafetensorsModel(bytes: Uint8Array, path: string, options: ReadMode
     offset += p.length;
   }
   return { model: { spec, theta }, format: "safetensors", tensorNames, metadata: file.metadata, dtype: allF64 ? "F64" : "F32" };
+}
+
+/**
+ * The spec of the architecture in safetensors `__metadata__` (key "architecture": the JSON of an
+ * Architecture, or the text form of parseArchitecture with the input shape in "input_shape"),
+ * else the one the caller gives; null when neither. The activation comes from the architecture's
+ * modules; a single-layer net takes it from the metadata / option as MLPs do, and metadata naming
+ * another activation than the architecture's is an error.
+ */
+function architectureSpec(metadata: Record<string, string>, options: ReadModelOptions, path: string): ModelSpec | null {
+  const given = metadata[ARCHITECTURE_KEY] ?? options.architecture;
+  if (given === undefined) return null;
+  const where = metadata[ARCHITECTURE_KEY] !== undefined ? `__metadata__ '${ARCHITECTURE_KEY}'` : "the architecture given beside it";
+  let spec: ModelSpec;
+  try {
+    if (typeof given === "string" && !given.trim().startsWith("{")) {
+      const inputText = metadata.input_shape;
+      if (inputText === undefined) {
+        throw new InputError(`the text form ${JSON.stringify(given)} needs the per-sample input shape in __metadata__ 'input_shape' (e.g. "1,28,28")`);
+      }
+      const input = inputText.replace(/[[\]()\s]/g, "").split(",").filter(Boolean).map(Number);
+      if (!input.length || !input.every((v) => Number.isInteger(v) && v >= 1)) {
+        throw new InputError(`__metadata__ 'input_shape' must be positive integers like "1,28,28", got ${JSON.stringify(inputText)}`);
+      }
+      spec = parseArchitecture(given, input);
+    } else {
+      let arch: unknown = given;
+      if (typeof given === "string") {
+        try {
+          arch = JSON.parse(given);
+        } catch (e) {
+          throw new InputError(`not valid JSON: ${(e as Error).message}`);
+        }
+      }
+      spec = specFromArchitecture(checkArchitecture(arch));
+    }
+  } catch (e) {
+    if (e instanceof InputError) throw new FileFormatError(path, `${where}: ${e.message}`, { cause: e });
+    throw e;
+  }
+  const hidden = spec.layers.length > 1;
+  const fromMetadata = activationFrom(metadata, { activation: hidden ? spec.activation : options.activation }, path);
+  if (hidden && (metadata.activation !== undefined || metadata.negative_slope !== undefined) && !sameActivation(fromMetadata, spec.activation)) {
+    throw new FileFormatError(path, `__metadata__ activation ${describeActivation(fromMetadata)} disagrees with the architecture's ${describeActivation(spec.activation)}`);
+  }
+  return { ...spec, activation: hidden ? spec.activation : fromMetadata };
+}
+
+/** An Architecture's outer shape ({input: number[], modules: object[]}); specFromArchitecture checks the rest. */
+function checkArchitecture(value: unknown): Architecture {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new InputError(`not an object {"input": [...], "modules": [...]}`);
+  const a = value as Record<string, unknown>;
+  if (!Array.isArray(a.input)) throw new InputError(`"input" must be the per-sample input shape, e.g. [1, 28, 28], got ${JSON.stringify(a.input)}`);
+  if (!Array.isArray(a.modules) || !a.modules.every((m) => m !== null && typeof m === "object" && typeof (m as { type?: unknown }).type === "string")) {
+    throw new InputError(`"modules" must be an array of objects with a "type", got ${JSON.stringify(a.modules)?.slice(0, 80)}`);
+  }
+  return a as unknown as Architecture;
+}
+
+function sameActivation(a: Activation, b: Activation): boolean {
+  return a.kind === b.kind && (a.kind !== "leaky_relu" || a.slope === (b as { slope: number }).slope);
+}
+
+function describeActivation(a: Activation): string {
+  return a.kind === "relu" ? "relu" : `leaky_relu (slope ${a.slope})`;
 }
 
 /** The activation from safetensors metadata, else the option, else ReLU. */
@@ -436,8 +563,11 @@ function parseJsonDocument(bytes: Uint8Array, path: string, formats: string[]): 
       `"format" is ${JSON.stringify(d.format)}, expected ${formats.map((f) => JSON.stringify(f)).join(" or ")}`,
     );
   }
-  if (d.version !== JSON_FORMAT_VERSION) {
-    throw new FileFormatError(path, `"version" ${JSON.stringify(d.version)} is not supported (this reader knows version ${JSON_FORMAT_VERSION})`);
+  if (d.version !== JSON_FORMAT_VERSION && d.version !== JSON_ARCHITECTURE_VERSION) {
+    throw new FileFormatError(
+      path,
+      `"version" ${JSON.stringify(d.version)} is not supported (this reader knows version ${JSON_FORMAT_VERSION}, and ${JSON_ARCHITECTURE_VERSION} for nets with an architecture)`,
+    );
   }
   return d;
 }
@@ -455,6 +585,18 @@ function jsonLayers(doc: Record<string, unknown>, path: string): { weight: JsonT
     const { weight, bias } = layer as Record<string, unknown>;
     if (!Array.isArray(weight) || weight.length === 0) fail(`${at}.weight must be a non-empty array of rows [out][in]`);
     const rows = weight as unknown[];
+    if (Array.isArray(rows[0]) && Array.isArray(rows[0][0])) {
+      // A convolution's weight [out][in/groups][kh][kw] (version 2), nested to its shape.
+      const w = nestedTensor(weight, `${at}.weight`, fail);
+      const result: { weight: JsonTensor; bias?: JsonTensor } = { weight: w };
+      if (bias !== undefined && bias !== null) {
+        if (!Array.isArray(bias)) fail(`${at}.bias is not an array`);
+        const b = bias as unknown[];
+        if (b.length !== w.shape[0]) fail(`${at}.bias has ${b.length} entries but ${at}.weight has ${w.shape[0]} outputs`);
+        result.bias = { shape: [b.length], values: Float64Array.from(b, (v, i) => jsonNumber(v, `${at}.bias[${i}]`, fail)) };
+      }
+      return result;
+    }
     if (!Array.isArray(rows[0]) || rows[0].length === 0) fail(`${at}.weight[0] must be a non-empty array of numbers`);
     const inp = (rows[0] as unknown[]).length;
     const out = rows.length;
@@ -477,6 +619,28 @@ function jsonLayers(doc: Record<string, unknown>, path: string): { weight: JsonT
   });
 }
 
+/** A rectangular nested array of numbers, its shape read from the nesting; names the first entry that breaks it. */
+function nestedTensor(value: unknown, where: string, fail: (p: string) => never): JsonTensor {
+  const shape: number[] = [];
+  for (let v = value; Array.isArray(v); v = v[0]) {
+    if (v.length === 0) fail(`${where} has an empty dimension`);
+    shape.push(v.length);
+  }
+  const values = new Float64Array(shape.reduce((a, b) => a * b, 1));
+  let at = 0;
+  const walk = (v: unknown, depth: number, label: string) => {
+    if (depth === shape.length) {
+      values[at++] = jsonNumber(v, label, fail);
+      return;
+    }
+    if (!Array.isArray(v)) return fail(`${label} is ${JSON.stringify(v)}, not an array (${where} has shape ${formatShape(shape)})`);
+    if (v.length !== shape[depth]) fail(`${label} has ${v.length} entries but ${where} has shape ${formatShape(shape)}`);
+    v.forEach((x, i) => walk(x, depth + 1, `${label}[${i}]`));
+  };
+  walk(value, 0, where);
+  return { shape, values };
+}
+
 function jsonNumber(v: unknown, where: string, fail: (p: string) => never): number {
   if (typeof v !== "number") return fail(`${where} is ${JSON.stringify(v)}, not a number`);
   // JSON.parse turns out-of-range literals such as 1e999 into Infinity.
@@ -487,19 +651,31 @@ function jsonNumber(v: unknown, where: string, fail: (p: string) => never): numb
 function readJsonModel(bytes: Uint8Array, path: string, options: ReadModelOptions): LoadedModel {
   const doc = parseJsonDocument(bytes, path, [JSON_MODEL_FORMAT]);
   const layers = jsonLayers(doc, path);
-  layers.forEach((l, k) => {
-    if (k > 0 && l.weight.shape[1] !== layers[k - 1].weight.shape[0]) {
-      throw new FileFormatError(
-        path,
-        `layers[${k}].weight has shape ${formatShape(l.weight.shape)} but layer ${k} takes ` +
-          `${layers[k - 1].weight.shape[0]} inputs (layers[${k - 1}].weight has ${layers[k - 1].weight.shape[0]} rows)`,
-      );
-    }
-  });
+  const withArchitecture = doc.version === JSON_ARCHITECTURE_VERSION;
+  if (withArchitecture && doc.architecture === undefined) {
+    throw new FileFormatError(path, `version ${JSON_ARCHITECTURE_VERSION} needs "${ARCHITECTURE_KEY}" ({"input": [...], "modules": [...]}, docs/model-format.md)`);
+  }
+  if (!withArchitecture && doc.architecture !== undefined) {
+    throw new FileFormatError(path, `"${ARCHITECTURE_KEY}" needs "version": ${JSON_ARCHITECTURE_VERSION}`);
+  }
+  if (!withArchitecture) {
+    layers.forEach((l, k) => {
+      if (l.weight.shape.length !== 2) {
+        throw new FileFormatError(path, `layers[${k}].weight has shape ${formatShape(l.weight.shape)}: version ${JSON_FORMAT_VERSION} holds Linear layers only ([out][in]); a convolutional net needs version ${JSON_ARCHITECTURE_VERSION} with "${ARCHITECTURE_KEY}"`);
+      }
+      if (k > 0 && l.weight.shape[1] !== layers[k - 1].weight.shape[0]) {
+        throw new FileFormatError(
+          path,
+          `layers[${k}].weight has shape ${formatShape(l.weight.shape)} but layer ${k} takes ` +
+            `${layers[k - 1].weight.shape[0]} inputs (layers[${k - 1}].weight has ${layers[k - 1].weight.shape[0]} rows)`,
+        );
+      }
+    });
+  }
 
-  let activation: Activation;
+  let activation: Activation | undefined;
   if (doc.activation === undefined) {
-    activation = options.activation ?? { kind: "relu" };
+    activation = undefined;
   } else if (doc.activation === "relu") {
     activation = { kind: "relu" };
   } else if (doc.activation === "leaky_relu") {
@@ -513,10 +689,39 @@ function readJsonModel(bytes: Uint8Array, path: string, options: ReadModelOption
   }
 
   const metadata = jsonMetadata(doc, path);
-  const spec = finishSpec({
-    layers: layers.map((l) => ({ inFeatures: l.weight.shape[1], outFeatures: l.weight.shape[0], bias: !!l.bias })),
-    activation,
-  }, path);
+  let spec: ModelSpec;
+  if (withArchitecture) {
+    let arch: ModelSpec;
+    try {
+      arch = specFromArchitecture(checkArchitecture(doc.architecture));
+    } catch (e) {
+      if (e instanceof InputError) throw new FileFormatError(path, `"${ARCHITECTURE_KEY}": ${e.message}`, { cause: e });
+      throw e;
+    }
+    const hidden = arch.layers.length > 1;
+    if (hidden && activation && !sameActivation(activation, arch.activation)) {
+      throw new FileFormatError(path, `"activation" ${describeActivation(activation)} disagrees with the architecture's ${describeActivation(arch.activation)}`);
+    }
+    spec = hidden ? arch : { ...arch, activation: activation ?? options.activation ?? { kind: "relu" } };
+    if (layers.length !== spec.layers.length) {
+      throw new FileFormatError(path, `"layers" has ${layers.length} entries but the architecture has ${spec.layers.length} parametric layers`);
+    }
+    spec.layers.forEach((l, k) => {
+      const kind = isConv(l) ? "conv2d" : "linear";
+      const expected = weightShape(l);
+      if (!sameShape(layers[k].weight.shape, expected)) {
+        throw new FileFormatError(path, `layers[${k}].weight has shape ${formatShape(layers[k].weight.shape)} but the architecture's layer ${k} (${kind}) needs ${formatShape(expected)}`);
+      }
+      if (l.bias !== !!layers[k].bias) {
+        throw new FileFormatError(path, l.bias ? `layers[${k}].bias is missing: the architecture's layer ${k} (${kind}) has a bias` : `layers[${k}].bias is present but the architecture's layer ${k} (${kind}) has no bias`);
+      }
+    });
+  } else {
+    spec = finishSpec({
+      layers: layers.map((l) => ({ inFeatures: l.weight.shape[1], outFeatures: l.weight.shape[0], bias: !!l.bias })),
+      activation: activation ?? options.activation ?? { kind: "relu" },
+    }, path);
+  }
   const layout = parameterLayout(spec);
   const theta = new Float64Array(layout.dim);
   for (const view of layout.views) theta.set(layers[view.layer][view.role]!.values, view.offset);
@@ -549,8 +754,16 @@ function jsonDocument(
   lines.push(`  "layers": [`);
   const slice = (offset: number, n: number) => Array.from({ length: n }, (_, i) => vector[offset + i]).join(", ");
   layout.layers.forEach((l, k) => {
-    const [out, inp] = layout.views.find((v) => v.layer === k && v.role === "weight")!.shape;
-    const rows = Array.from({ length: out }, (_, i) => `        [${slice(l.weightOffset + i * inp, inp)}]`);
+    const shape = layout.views.find((v) => v.layer === k && v.role === "weight")!.shape;
+    const out = shape[0];
+    const inp = shape.slice(1).reduce((a, b) => a * b, 1);
+    // One output unit per line: a row [in], or a convolution's filter [in/groups][kh][kw] nested on that line.
+    const nest = (offset: number, dims: number[]): string => {
+      if (dims.length === 1) return `[${slice(offset, dims[0])}]`;
+      const step = dims.slice(1).reduce((a, b) => a * b, 1);
+      return `[${Array.from({ length: dims[0] }, (_, i) => nest(offset + i * step, dims.slice(1))).join(", ")}]`;
+    };
+    const rows = Array.from({ length: out }, (_, i) => `        ${nest(l.weightOffset + i * inp, shape.slice(1))}`);
     const fields = [`      "weight": [\n${rows.join(",\n")}\n      ]`];
     if (l.biasOffset >= 0) fields.push(`      "bias": [${slice(l.biasOffset, out)}]`);
     lines.push(`    {\n${fields.join(",\n")}\n    }${k + 1 < layout.layers.length ? "," : ""}`);

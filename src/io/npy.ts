@@ -338,6 +338,40 @@ export function npyToFloat32(arr: NpyArray, path: string, name: string): Float32
   return out;
 }
 
+/** Features read from an npy array: samples, per-sample width, row-major float32 values, image shape. */
+export interface NpyFeatures {
+  /** Sample count N. */
+  n: number;
+  /** Entries per sample (C·H·W for images). */
+  features: number;
+  /** The values, row-major [N, features] (images flattened per sample in C, H, W order). */
+  x: Float32Array;
+  /** Images only: the per-sample shape [C, H, W]. */
+  imageShape?: [number, number, number];
+}
+
+/**
+ * Features from an array [N, d], images [N, C, H, W] (NCHW, PyTorch's layout), or one-channel
+ * images [N, H, W] (read as [N, 1, H, W]); images are flattened per sample, which keeps their
+ * bytes as they are. Other ranks and empty dimensions are FileFormatErrors naming the shape.
+ */
+export function npyToFeatures(arr: NpyArray, path: string, name = "data"): NpyFeatures {
+  const { shape } = arr;
+  if (shape.length < 2 || shape.length > 4) {
+    throw new FileFormatError(
+      path,
+      `${name} must have shape [N, features], [N, C, H, W] or [N, H, W] (one-channel images), got ${formatShape(shape)}`,
+    );
+  }
+  if (shape.some((d) => d === 0)) throw new FileFormatError(path, `${name} has an empty dimension: shape ${formatShape(shape)}`);
+  const x = npyToFloat32(arr, path, name);
+  const n = shape[0];
+  const features = shapeSize(shape.slice(1));
+  if (shape.length === 2) return { n, features, x };
+  const imageShape: [number, number, number] = shape.length === 4 ? [shape[1], shape[2], shape[3]] : [1, shape[1], shape[2]];
+  return { n, features, x, imageShape };
+}
+
 /**
  * Converts an npy array to integer labels: integer and bool dtypes pass through; floats are
  * accepted when every value is a whole number in int32 range. The shape must be [N] or [N, 1].

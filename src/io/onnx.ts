@@ -1,4 +1,13 @@
 /**
+ * ONNX import of rectified nets. Convolutional nets as torch.onnx.export writes them (Conv with
+ * groups / dilations / symmetric pads, Relu / LeakyRelu, MaxPool / AveragePool / Global*Pool in
+ * floor mode after a convolution's activation, zero Pad before AveragePool or Conv, Flatten or a
+ * Reshape to [N, features] including the Shape/Gather/Unsqueeze/Concat computation of
+ * x.view(x.size(0), -1), then the Linear layers below) and eval-mode BatchNormalization right after
+ * a Conv / Gemm / MatMul(+Add), folded into that layer (the model as evaluated), are read into a
+ * ModelSpec with conv2d layers; docs/model-format.md lists what is refused (ceil_mode, asymmetric
+ * pads, auto_pad SAME, other operators), always by node. The MLP case, unchanged:
+ *
  * ONNX import of rectified MLPs: an ONNX ModelProto (protobuf, decoded with the `onnx-proto`
  * package's generated protobufjs code) whose graph is one chain
  *
@@ -29,7 +38,18 @@
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
 import { FileFormatError } from "../errors.ts";
-import { type Activation, type LayerSpec, type ModelSpec, parameterLayout, validateSpec } from "../model.ts";
+import {
+  type Activation,
+  type Conv2dLayerSpec,
+  convOutputShape,
+  type LayerSpec,
+  type ModelSpec,
+  type Pair,
+  parameterLayout,
+  type Pool2dSpec,
+  poolOutputShape,
+  validateSpec,
+} from "../model.ts";
 import { copyElements, float16ToFloat32, formatShape, shapeSize } from "./binary.ts";
 
 // onnx-proto is CommonJS (`module.exports = $root`): its namespace is the default export under
@@ -38,6 +58,9 @@ const { onnx } = onnxProto as unknown as { onnx: typeof OnnxTypes };
 
 /** The ONNX data types read here (onnx.proto TensorProto.DataType). */
 const FLOAT = 1;
+const INT32 = 6;
+const INT64 = 7;
+const BOOL = 9;
 const FLOAT16 = 10;
 const DOUBLE = 11;
 const DATA_TYPE_NAMES: Record<number, string> = {
@@ -46,7 +69,7 @@ const DATA_TYPE_NAMES: Record<number, string> = {
 };
 
 /** What an ONNX file holds, mapped onto this toolkit's model (see the header). */
-export interface OnnxMlp {
+export interface OnnxModel {
   spec: ModelSpec;
   theta: Float64Array;
   /** "F64" when every weight and bias initializer was DOUBLE, else "F32". */
@@ -56,6 +79,9 @@ export interface OnnxMlp {
   /** producer_name / producer_version / graph name, when the file gives them. */
   metadata: Record<string, string>;
 }
+
+/** The earlier name of OnnxModel. */
+export type OnnxMlp = OnnxModel;
 
 /** True for a path that names an ONNX file (by its extension). */
 export function isOnnxPath(path: string): boolean {
@@ -70,9 +96,13 @@ interface Tensor {
 }
 
 interface Layer {
+  kind: "linear" | "conv2d";
   node: string;
-  weight: Float64Array; // [out, in] row-major
+  /** [out, in] (linear) or [out, in/groups, kh, kw] (conv2d), row-major. */
+  weight: Float64Array;
+  /** Output units (features or channels). */
   out: number;
+  /** Input features or channels. */
   in: number;
   bias: Float64Array | null;
   weightName: string;
@@ -80,6 +110,10 @@ interface Layer {
   dtypes: number[];
   /** Activation applied to this layer's output (null: none yet). */
   activation: Activation | null;
+  /** Pooling after it (convolutions only). */
+  pool: Pool2dSpec | null;
+  /** The convolution's geometry (bias and pool filled in at the end). */
+  conv?: Conv2dLayerSpec;
 }
 
 /** int64 fields decode as number or Long; both become a safe integer (or a clear error). */
@@ -143,6 +177,7 @@ function attribute(node: OnnxTypes.INodeProto, name: string): OnnxTypes.IAttribu
   return node.attribute?.find((a) => a.name === name);
 }
 
+/** A FLOAT attribute, as stored (float32: PyTorch's LeakyReLU(0.2) arrives as 0.20000000298...). */
 function floatAttribute(node: OnnxTypes.INodeProto, name: string, fallback: number): number {
   const a = attribute(node, name);
   return a ? (a.f ?? fallback) : fallback;
@@ -153,8 +188,47 @@ function intAttribute(node: OnnxTypes.INodeProto, name: string, fallback: number
   return a ? toInt(a.i ?? 0, `${where} attribute ${name}`, fail) : fallback;
 }
 
-/** Parses an ONNX file into a rectified MLP; every problem throws FileFormatError naming `path`. */
-export function parseOnnxMlp(bytes: Uint8Array, path: string, options: { activation?: Activation } = {}): OnnxMlp {
+function intsAttribute(node: OnnxTypes.INodeProto, name: string, fail: (p: string) => never, where: string): number[] | undefined {
+  const a = attribute(node, name);
+  return a ? (a.ints ?? []).map((v, i) => toInt(v, `${where} attribute ${name}[${i}]`, fail)) : undefined;
+}
+
+function stringAttribute(node: OnnxTypes.INodeProto, name: string, fallback: string): string {
+  const a = attribute(node, name);
+  return a?.s && a.s.length ? new TextDecoder().decode(a.s) : fallback;
+}
+
+/** Decodes an INT64 / INT32 TensorProto (shapes, pads, indices), or null for other types. */
+function readInts(t: OnnxTypes.ITensorProto, label: string, fail: (p: string) => never): { dims: number[]; values: number[] } | null {
+  const dataType = t.dataType ?? 0;
+  if (dataType !== INT64 && dataType !== INT32) return null;
+  const dims = (t.dims ?? []).map((d, i) => toInt(d, `${label} dimension ${i}`, fail));
+  const count = shapeSize(dims);
+  let values: number[];
+  if (t.rawData && t.rawData.length) {
+    const size = dataType === INT64 ? 8 : 4;
+    if (t.rawData.length !== count * size) fail(`${label} has ${t.rawData.length} bytes of raw_data but shape ${formatShape(dims)} needs ${count * size}`);
+    const view = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
+    values = Array.from({ length: count }, (_, i) =>
+      dataType === INT64 ? toInt(view.getBigInt64(i * 8, true), `${label}[${i}]`, fail) : view.getInt32(i * 4, true));
+  } else {
+    values = ((dataType === INT64 ? t.int64Data : t.int32Data) ?? []).map((v, i) => toInt(v, `${label}[${i}]`, fail));
+  }
+  if (values.length !== count) fail(`${label} has ${values.length} values but its shape ${formatShape(dims)} needs ${count}`);
+  return { dims, values };
+}
+
+/** A value computed beside the data path from Shape (the batch size is unknown: null). */
+interface ShapeValue {
+  values: (number | null)[];
+  scalar: boolean;
+}
+
+/** Operators of the small shape computations exporters write for x.view(x.size(0), -1). */
+const SHAPE_OPS = new Set(["Gather", "Unsqueeze", "Squeeze", "Concat", "Cast"]);
+
+/** Parses an ONNX file into a rectified net (MLP or CNN); every problem throws FileFormatError naming `path`. */
+export function parseOnnxModel(bytes: Uint8Array, path: string, options: { activation?: Activation } = {}): OnnxModel {
   const fail = (problem: string): never => {
     throw new FileFormatError(path, problem);
   };
@@ -169,11 +243,12 @@ export function parseOnnxMlp(bytes: Uint8Array, path: string, options: { activat
   if (!graph || (!graph.node?.length && !graph.initializer?.length)) fail("not an ONNX model: it has no graph (or an empty one)");
   const g = graph!;
 
-  // Constants: initializers and Constant nodes (PyTorch sometimes emits the latter).
-  const constants = new Map<string, Tensor>();
+  // Constants: initializers and Constant nodes (PyTorch emits the latter for pads and shapes).
+  // Decoded when used, as floats (weights) or integers (pads, shapes).
+  const protos = new Map<string, { t: OnnxTypes.ITensorProto; kind: string }>();
   for (const t of g.initializer ?? []) {
     if (!t.name) fail("an initializer has no name");
-    constants.set(t.name!, readTensor(t, "initializer", fail));
+    protos.set(t.name!, { t, kind: "initializer" });
   }
   (g.node ?? []).forEach((node, index) => {
     if (node.opType !== "Constant") return;
@@ -181,10 +256,17 @@ export function parseOnnxMlp(bytes: Uint8Array, path: string, options: { activat
     if (!value?.t) fail(`${nodeLabel(node, index)} (Constant) has no tensor 'value' attribute, which is not supported`);
     const name = node.output?.[0];
     if (!name) fail(`${nodeLabel(node, index)} (Constant) has no output`);
-    constants.set(name!, readTensor({ ...value!.t!, name }, "constant", fail));
+    protos.set(name!, { t: { ...value!.t!, name }, kind: "constant" });
   });
+  const floats = new Map<string, Tensor>();
+  const floatConstant = (name: string): Tensor | undefined => {
+    const p = protos.get(name);
+    if (!p) return undefined;
+    if (!floats.has(name)) floats.set(name, readTensor({ ...p.t, name }, p.kind, fail));
+    return floats.get(name);
+  };
 
-  const inputs = (g.input ?? []).filter((v) => v.name && !constants.has(v.name));
+  const inputs = (g.input ?? []).filter((v) => v.name && !protos.has(v.name));
   if (inputs.length !== 1) {
     fail(`the graph must have one data input (samples x features), it has ${inputs.length}${inputs.length ? `: ${inputs.map((v) => `'${v.name}'`).join(", ")}` : ""}`);
   }
@@ -193,48 +275,124 @@ export function parseOnnxMlp(bytes: Uint8Array, path: string, options: { activat
   const inputDims = input.type?.tensorType?.shape?.dim?.map((d, i) =>
     d.dimParam ? null : toInt(d.dimValue ?? 0, `input '${input.name}' dimension ${i}`, fail) || null
   );
-  // A fixed feature count (every dimension after the batch one known) is checked against layer 0.
-  let inputFeatures: number | null = null;
-  if (inputDims && inputDims.length >= 2 && inputDims.slice(1).every((d) => typeof d === "number" && d > 0)) {
-    inputFeatures = shapeSize(inputDims.slice(1) as number[]);
+  // The per-sample shape on the data path: [C, H, W] for images (spatial), [d] once flat; null when unknown.
+  let shape: number[] | null = null;
+  let spatial = false;
+  if (inputDims && inputDims.length === 4) {
+    spatial = true;
+    if (inputDims.slice(1).every((d) => typeof d === "number" && d > 0)) shape = inputDims.slice(1) as number[];
+  } else if (inputDims && inputDims.length >= 2 && inputDims.slice(1).every((d) => typeof d === "number" && d > 0)) {
+    shape = [shapeSize(inputDims.slice(1) as number[])];
   }
+  const dataShapes = new Map<string, number[] | null>([[input.name!, shape]]);
+  const shapeValues = new Map<string, ShapeValue>();
 
   const layers: Layer[] = [];
   let current = input.name!; // the value that carries the data through the chain
-  let lastWasLinear = false; // the previous op on the chain was a Linear (an Add may still join its bias)
-  const width = () => (layers.length ? layers[layers.length - 1].out : inputFeatures);
+  // Where the chain stands: after a parametric layer (a bias Add or a BatchNormalization may still
+  // join it), after its activation, after its pooling.
+  let stage = "input" as "input" | "layer" | "pooled-pre" | "activated" | "pooled";
+  let canJoin = false; // the previous op on the chain was linear (Gemm, MatMul, Conv, Add, BatchNormalization)
+  let pendingPad: { pads: Pair; what: string } | null = null;
+  const folded: string[] = [];
+
+  const what = (node: OnnxTypes.INodeProto, index: number) => `${nodeLabel(node, index)} (${node.opType})`;
+  const imageShape = (s: number[]) => s.join("x");
 
   const initializerInput = (node: OnnxTypes.INodeProto, index: number, slot: number, role: string): Tensor => {
     const name = node.input?.[slot];
-    const what = `${nodeLabel(node, index)} (${node.opType})`;
-    if (!name) return fail(`${what} has no ${role} input`);
-    const t = constants.get(name);
+    if (!name) return fail(`${what(node, index)} has no ${role} input`);
+    const t = floatConstant(name);
     if (!t) {
-      return fail(`${what}: ${role} '${name}' is not an initializer (a missing initializer, or weights computed in the graph, which is not supported)`);
+      return fail(`${what(node, index)}: ${role} '${name}' is not an initializer (a missing initializer, or weights computed in the graph, which is not supported)`);
     }
     return t;
   };
 
-  const addLayer = (node: OnnxTypes.INodeProto, index: number, weightIn: Float64Array, out: number, inp: number, weightName: string, dtypes: number[]) => {
-    const what = `${nodeLabel(node, index)} (${node.opType})`;
-    const previous = width();
+  const intInput = (node: OnnxTypes.INodeProto, index: number, slot: number, role: string): ShapeValue => {
+    const name = node.input?.[slot] ?? "";
+    const side = shapeValues.get(name);
+    if (side) return side;
+    const p = protos.get(name);
+    if (!p) return fail(`${what(node, index)}: ${role} '${name}' is neither a constant nor computed from Shape, which is not supported`);
+    const ints = readInts(p.t, `${p.kind} '${name}'`, fail);
+    if (!ints) return fail(`${what(node, index)}: ${role} '${name}' has data type ${DATA_TYPE_NAMES[p.t.dataType ?? 0] ?? p.t.dataType}, expected INT64`);
+    return { values: ints.values, scalar: ints.dims.length === 0 };
+  };
+
+  const symmetricPads = (pads: number[] | undefined, node: OnnxTypes.INodeProto, index: number): Pair => {
+    if (!pads) return [0, 0];
+    if (pads.length !== 4) fail(`${what(node, index)}: pads [${pads.join(", ")}] must have 4 entries (top, left, bottom, right): only 2-D windows are supported`);
+    if (pads[0] !== pads[2] || pads[1] !== pads[3]) {
+      fail(`${what(node, index)}: asymmetric pads [${pads.join(", ")}] (top, left, bottom, right) are not supported; PyTorch pads both sides alike`);
+    }
+    if (pads.some((p) => p < 0)) fail(`${what(node, index)}: negative pads [${pads.join(", ")}] are not supported`);
+    return [pads[0], pads[1]];
+  };
+
+  const pairAttribute = (node: OnnxTypes.INodeProto, index: number, name: string, fallback: Pair): Pair => {
+    const v = intsAttribute(node, name, fail, what(node, index));
+    if (v === undefined) return fallback;
+    if (v.length !== 2) fail(`${what(node, index)}: ${name} [${v.join(", ")}] must have 2 entries: only 2-D windows are supported`);
+    return [v[0], v[1]];
+  };
+
+  const autoPad = (node: OnnxTypes.INodeProto, index: number): void => {
+    const mode = stringAttribute(node, "auto_pad", "NOTSET");
+    if (mode !== "NOTSET" && mode !== "VALID") {
+      fail(`${what(node, index)}: auto_pad ${mode} is not supported (export with explicit pads, e.g. PyTorch's padding=k//2)`);
+    }
+  };
+
+  const requireImage = (node: OnnxTypes.INodeProto, index: number): [number, number, number] => {
+    if (!spatial) {
+      fail(`${what(node, index)} acts on a flat [samples, features] value: ${node.opType} needs images [N, C, H, W] (a convolution after a Flatten or a linear layer is not supported)`);
+    }
+    if (!shape) {
+      fail(`${what(node, index)}: the image size is unknown: the graph input '${input.name}' must have fixed channels, height and width (only the batch dimension may be symbolic)`);
+    }
+    return shape as [number, number, number];
+  };
+
+  const pushLayer = (node: OnnxTypes.INodeProto, index: number, layer: Layer) => {
+    if (layers.length && layers[layers.length - 1].activation === null) {
+      fail(`${what(node, index)} follows layer ${layers.length - 1} with no Relu/LeakyRelu between them: a rectified net needs an activation between parametric layers`);
+    }
+    layers.push(layer);
+    stage = "layer";
+    canJoin = true;
+  };
+
+  const linearLayer = (node: OnnxTypes.INodeProto, index: number, weightIn: Float64Array, out: number, inp: number, weightName: string, dtypes: number[]) => {
+    if (spatial) {
+      const s = shape ? ` of ${imageShape(shape)}` : "";
+      fail(`${what(node, index)} takes images${s} per sample: flatten them first (Flatten, or Reshape to [N, -1])`);
+    }
+    const previous = shape ? shape[0] : null;
     if (previous !== null && previous !== inp) {
       const source = layers.length ? `layer ${layers.length - 1} gives ${previous} outputs` : `the graph input '${input.name}' has ${previous} features`;
-      fail(`inconsistent shapes: ${what} weight '${weightName}' takes ${inp} inputs but ${source}`);
+      fail(`inconsistent shapes: ${what(node, index)} weight '${weightName}' takes ${inp} inputs but ${source}`);
     }
-    if (layers.length && layers[layers.length - 1].activation === null) {
-      fail(`${what} follows layer ${layers.length - 1} with no Relu/LeakyRelu between them: a rectified MLP needs an activation between linear layers`);
-    }
-    layers.push({ node: node.name || `#${index}`, weight: weightIn, out, in: inp, bias: null, weightName, biasName: null, dtypes, activation: null });
+    pushLayer(node, index, { kind: "linear", node: node.name || `#${index}`, weight: weightIn, out, in: inp, bias: null, weightName, biasName: null, dtypes, activation: null, pool: null });
+    shape = [out];
   };
 
   const joinBias = (node: OnnxTypes.INodeProto, index: number, t: Tensor) => {
     const layer = layers[layers.length - 1];
-    const what = `${nodeLabel(node, index)} (${node.opType})`;
     const size = t.values.length;
-    const shapeOk = t.dims.length === 0 || (t.dims.length <= 2 && t.dims[t.dims.length - 1] === layer.out && shapeSize(t.dims) === layer.out) || size === 1;
+    let shapeOk: boolean;
+    let expected: string;
+    if (layer.conv) {
+      // Per-channel over [N, C, H, W]: [C, 1, 1], [1, C, 1, 1], or one number.
+      const d = t.dims;
+      shapeOk = size === 1 || (size === layer.out && d.length >= 3 && d.length <= 4 && d[d.length - 3] === layer.out && d[d.length - 1] === 1 && d[d.length - 2] === 1);
+      expected = `[${layer.out}, 1, 1] or [1, ${layer.out}, 1, 1]`;
+    } else {
+      shapeOk = t.dims.length === 0 || (t.dims.length <= 2 && t.dims[t.dims.length - 1] === layer.out && shapeSize(t.dims) === layer.out) || size === 1;
+      expected = `[${layer.out}] or [1, ${layer.out}]`;
+    }
     if (!shapeOk) {
-      fail(`inconsistent shapes: ${what} bias '${t.name}' has shape ${formatShape(t.dims)} but layer ${layers.length - 1} has ${layer.out} outputs (expected [${layer.out}] or [1, ${layer.out}])`);
+      fail(`inconsistent shapes: ${what(node, index)} bias '${t.name}' has shape ${formatShape(t.dims)} but layer ${layers.length - 1} has ${layer.out} outputs (expected ${expected})`);
     }
     const bias = layer.bias ?? new Float64Array(layer.out);
     for (let o = 0; o < layer.out; o++) bias[o] += size === 1 ? t.values[0] : t.values[o];
@@ -246,96 +404,290 @@ export function parseOnnxMlp(bytes: Uint8Array, path: string, options: { activat
   const nodes = g.node ?? [];
   nodes.forEach((node, index) => {
     const op = node.opType ?? "";
-    const what = `${nodeLabel(node, index)} (${op})`;
+    const w = what(node, index);
     if (op === "Constant") return;
     if (node.domain && node.domain !== "ai.onnx") fail(`unsupported operator ${node.domain}.${op} (${nodeLabel(node, index)})`);
     const ins = node.input ?? [];
+    const outs = (node.output ?? []).filter((s) => s);
+
+    // Shape computations beside the data path (x.view(x.size(0), -1) exports Shape, Gather,
+    // Unsqueeze, Concat): evaluated here with the batch size unknown.
+    if (op === "Shape") {
+      const s = dataShapes.get(ins[0] ?? "");
+      if (s === undefined) fail(`${w}: only the shape of a value on the data path can be taken`);
+      if (s === null) fail(`${w}: the shape of '${ins[0]}' is unknown (give the graph input fixed feature dimensions)`);
+      if (attribute(node, "start") || attribute(node, "end")) fail(`${w}: Shape with start / end is not supported`);
+      shapeValues.set(outs[0], { values: [null, ...s!], scalar: false });
+      return;
+    }
+    if (SHAPE_OPS.has(op) && !ins.some((n) => dataShapes.has(n)) && ins.some((n) => shapeValues.has(n))) {
+      const a = intInput(node, index, 0, "input");
+      let result: ShapeValue;
+      if (op === "Gather") {
+        if (intAttribute(node, "axis", 0, fail, w) !== 0 || a.scalar) fail(`${w}: only Gather along axis 0 of a shape is supported`);
+        const idx = intInput(node, index, 1, "indices");
+        const picked = idx.values.map((i) => {
+          const j = i === null ? NaN : i < 0 ? i + a.values.length : i;
+          if (!(j >= 0 && j < a.values.length)) fail(`${w}: index ${i} is outside the shape of rank ${a.values.length}`);
+          return a.values[j];
+        });
+        result = { values: picked, scalar: idx.scalar };
+      } else if (op === "Unsqueeze") {
+        if (!a.scalar) fail(`${w}: only Unsqueeze of a scalar taken from a shape is supported`);
+        result = { values: a.values, scalar: false };
+      } else if (op === "Squeeze") {
+        if (a.scalar || a.values.length !== 1) fail(`${w}: only Squeeze of a one-element shape is supported`);
+        result = { values: a.values, scalar: true };
+      } else if (op === "Concat") {
+        const parts = ins.map((_, i) => intInput(node, index, i, `input ${i}`));
+        if (parts.some((p) => p.scalar)) fail(`${w}: Concat of scalars is not valid ONNX`);
+        result = { values: parts.flatMap((p) => p.values), scalar: false };
+      } else {
+        result = a; // Cast between integer types
+      }
+      shapeValues.set(outs[0], result);
+      return;
+    }
+
     const slot = ins.indexOf(current);
     if (slot < 0) {
-      fail(`${what} does not act on the data path (its inputs ${ins.map((s) => `'${s}'`).join(", ") || "none"} do not include '${current}'): only a single chain of layers is supported`);
+      fail(`${w} does not act on the data path (its inputs ${ins.map((s) => `'${s}'`).join(", ") || "none"} do not include '${current}'): only a single chain of layers is supported`);
     }
-    const outs = (node.output ?? []).filter((s) => s);
+    if (pendingPad && op !== "Conv" && op !== "AveragePool") {
+      fail(`${pendingPad.what} pads the images before ${w}: only zero padding right before a Conv or an AveragePool is supported`);
+    }
     switch (op) {
       case "Gemm": {
-        if (slot !== 0) fail(`${what}: the data must be input A, not input ${"ABC"[slot] ?? slot}`);
-        if (intAttribute(node, "transA", 0, fail, what) !== 0) fail(`${what}: transA = 1 is not supported (the data must be [samples, features])`);
-        const transB = intAttribute(node, "transB", 0, fail, what);
+        if (slot !== 0) fail(`${w}: the data must be input A, not input ${"ABC"[slot] ?? slot}`);
+        if (intAttribute(node, "transA", 0, fail, w) !== 0) fail(`${w}: transA = 1 is not supported (the data must be [samples, features])`);
+        const transB = intAttribute(node, "transB", 0, fail, w);
         const alpha = floatAttribute(node, "alpha", 1);
         const beta = floatAttribute(node, "beta", 1);
         const b = initializerInput(node, index, 1, "weight B");
-        if (b.dims.length !== 2) fail(`inconsistent shapes: ${what} weight '${b.name}' has shape ${formatShape(b.dims)}, not a matrix`);
+        if (b.dims.length !== 2) fail(`inconsistent shapes: ${w} weight '${b.name}' has shape ${formatShape(b.dims)}, not a matrix`);
         const [r, c] = b.dims;
         const out = transB ? r : c;
         const inp = transB ? c : r;
-        const w = new Float64Array(out * inp);
+        const wt = new Float64Array(out * inp);
         for (let o = 0; o < out; o++) {
-          for (let i = 0; i < inp; i++) w[o * inp + i] = alpha * (transB ? b.values[o * inp + i] : b.values[i * out + o]);
+          for (let i = 0; i < inp; i++) wt[o * inp + i] = alpha * (transB ? b.values[o * inp + i] : b.values[i * out + o]);
         }
-        addLayer(node, index, w, out, inp, b.name, [b.dataType]);
+        linearLayer(node, index, wt, out, inp, b.name, [b.dataType]);
         if (ins[2]) {
           const cT = initializerInput(node, index, 2, "bias C");
           joinBias(node, index, { ...cT, values: cT.values.map((v) => beta * v) });
         }
-        lastWasLinear = true;
         break;
       }
       case "MatMul": {
-        if (slot !== 0) fail(`${what}: the data must be the first input (x W), not the second`);
+        if (slot !== 0) fail(`${w}: the data must be the first input (x W), not the second`);
         const b = initializerInput(node, index, 1, "weight");
-        if (b.dims.length !== 2) fail(`inconsistent shapes: ${what} weight '${b.name}' has shape ${formatShape(b.dims)}, not a matrix`);
+        if (b.dims.length !== 2) fail(`inconsistent shapes: ${w} weight '${b.name}' has shape ${formatShape(b.dims)}, not a matrix`);
         const [inp, out] = b.dims;
-        const w = new Float64Array(out * inp);
-        for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) w[o * inp + i] = b.values[i * out + o];
-        addLayer(node, index, w, out, inp, b.name, [b.dataType]);
-        lastWasLinear = true;
+        const wt = new Float64Array(out * inp);
+        for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) wt[o * inp + i] = b.values[i * out + o];
+        linearLayer(node, index, wt, out, inp, b.name, [b.dataType]);
+        break;
+      }
+      case "Conv": {
+        if (slot !== 0) fail(`${w}: the data must be input X, not input ${slot}`);
+        const [c, h, wd] = requireImage(node, index);
+        const k = initializerInput(node, index, 1, "weight W");
+        if (k.dims.length !== 4) {
+          fail(`${w}: weight '${k.name}' has shape ${formatShape(k.dims)}: only 2-D convolutions (weight [out, in/groups, kh, kw]) are supported`);
+        }
+        autoPad(node, index);
+        const [out, perGroup, kh, kw] = k.dims;
+        const groups = intAttribute(node, "group", 1, fail, w);
+        const kernel = pairAttribute(node, index, "kernel_shape", [kh, kw]);
+        if (kernel[0] !== kh || kernel[1] !== kw) fail(`inconsistent shapes: ${w} kernel_shape [${kernel.join(", ")}] but weight '${k.name}' has shape ${formatShape(k.dims)}`);
+        if (groups < 1 || out % groups !== 0 || perGroup * groups !== c) {
+          fail(`inconsistent shapes: ${w} weight '${k.name}' has shape ${formatShape(k.dims)} with group ${groups}, so it takes ${perGroup * groups} channels, but its input has ${c} (${imageShape([c, h, wd])})`);
+        }
+        const padding = symmetricPads(intsAttribute(node, "pads", fail, w), node, index);
+        if (pendingPad) {
+          padding[0] += pendingPad.pads[0];
+          padding[1] += pendingPad.pads[1];
+          pendingPad = null;
+        }
+        const conv: Conv2dLayerSpec = {
+          kind: "conv2d", inChannels: c, inHeight: h, inWidth: wd, outChannels: out, kernel,
+          stride: pairAttribute(node, index, "strides", [1, 1]),
+          padding,
+          dilation: pairAttribute(node, index, "dilations", [1, 1]),
+          groups, bias: false,
+        };
+        const z = convOutputShape(conv);
+        if (!(z[1] >= 1 && z[2] >= 1)) fail(`${w}: a ${kernel.join("x")} kernel (stride ${conv.stride.join("x")}, padding ${padding.join("x")}, dilation ${conv.dilation.join("x")}) does not fit the ${h}x${wd} input`);
+        pushLayer(node, index, { kind: "conv2d", node: node.name || `#${index}`, weight: Float64Array.from(k.values), out, in: c, bias: null, weightName: k.name, biasName: null, dtypes: [k.dataType], activation: null, pool: null, conv });
+        if (ins[2]) joinBias(node, index, { ...initializerInput(node, index, 2, "bias B"), dims: [out, 1, 1] });
+        shape = z;
         break;
       }
       case "Add": {
-        if (!lastWasLinear) fail(`${what}: an Add is supported only as the bias of the MatMul or Gemm just before it`);
-        if (ins.length !== 2) fail(`${what} must have two inputs`);
+        if (!canJoin) fail(`${w}: an Add is supported only as the bias of the MatMul, Gemm or Conv just before it`);
+        if (ins.length !== 2) fail(`${w} must have two inputs`);
         joinBias(node, index, initializerInput(node, index, 1 - slot, "bias"));
+        break;
+      }
+      case "BatchNormalization": {
+        if (slot !== 0) fail(`${w}: the data must be input X`);
+        if (!canJoin || !layers.length) {
+          const after = layers.length ? `it follows ${stage === "layer" ? "a reshape" : "an activation or pooling"}` : "no layer precedes it";
+          fail(`${w}: BatchNormalization is supported only right after a Conv, Gemm or MatMul(+Add), where it is folded into that layer (inference mode); ${after}`);
+        }
+        if (intAttribute(node, "training_mode", 0, fail, w) !== 0) fail(`${w}: training_mode = 1 is not supported (export the model in eval mode)`);
+        if (outs.length > 1) fail(`${w}: the running mean / variance outputs (training mode) are not supported (export the model in eval mode)`);
+        const layer = layers[layers.length - 1];
+        const eps = floatAttribute(node, "epsilon", 1e-5);
+        const [scale, bnBias, mean, variance] = ["scale", "B", "input_mean", "input_var"].map((role, i) => {
+          const t = initializerInput(node, index, i + 1, role);
+          if (t.values.length !== layer.out || t.dims.length !== 1) {
+            fail(`inconsistent shapes: ${w} ${role} '${t.name}' has shape ${formatShape(t.dims)} but layer ${layers.length - 1} has ${layer.out} ${layer.conv ? "channels" : "outputs"}`);
+          }
+          layer.dtypes.push(t.dataType);
+          return t;
+        });
+        // y = scale (z - mean) / sqrt(var + eps) + B = s z + (B - s mean): rows of W scaled by s.
+        const bias = layer.bias ?? new Float64Array(layer.out);
+        const row = layer.weight.length / layer.out;
+        for (let o = 0; o < layer.out; o++) {
+          const v = variance.values[o] + eps;
+          if (!(v > 0)) fail(`${w}: input_var '${variance.name}' + epsilon is ${v} at channel ${o}, not positive`);
+          const s = scale.values[o] / Math.sqrt(v);
+          for (let j = 0; j < row; j++) layer.weight[o * row + j] *= s;
+          bias[o] = s * (bias[o] - mean.values[o]) + bnBias.values[o];
+        }
+        layer.bias = bias;
+        layer.biasName = `${layer.biasName ?? "0"} folded with ${node.name || `#${index}`}`;
+        folded.push(node.name || `#${index}`);
         break;
       }
       case "Relu":
       case "LeakyRelu": {
-        if (!layers.length) fail(`${what} comes before any linear layer: the model must start with Gemm or MatMul`);
+        if (!layers.length) fail(`${w} comes before any layer: the model must start with Conv, Gemm or MatMul`);
         const layer = layers[layers.length - 1];
-        if (layer.activation) fail(`${what}: two activations in a row after layer ${layers.length - 1}`);
+        if (layer.activation) fail(`${w}: two activations in a row after layer ${layers.length - 1}`);
         const activation: Activation = op === "Relu" ? { kind: "relu" } : { kind: "leaky_relu", slope: floatAttribute(node, "alpha", 0.01) };
         const first = layers.find((l) => l.activation)?.activation;
         if (first && (first.kind !== activation.kind || (first.kind === "leaky_relu" && activation.kind === "leaky_relu" && first.slope !== activation.slope))) {
-          fail(`${what}: every hidden layer must use the same activation, but an earlier one is ${describe(first)} and this one ${describe(activation)}`);
+          fail(`${w}: every hidden layer must use the same activation, but an earlier one is ${describe(first)} and this one ${describe(activation)}`);
         }
         layer.activation = activation;
-        lastWasLinear = false;
+        stage = stage === "pooled-pre" ? "pooled" : "activated";
+        canJoin = false;
+        break;
+      }
+      case "MaxPool":
+      case "AveragePool":
+      case "GlobalMaxPool":
+      case "GlobalAveragePool": {
+        const [c, h, wd] = requireImage(node, index);
+        const layer = layers[layers.length - 1];
+        const max = op.endsWith("MaxPool");
+        if (!layer?.conv || stage === "input") fail(`${w}: pooling is supported only after a Conv (and its activation)`);
+        if (layer.pool) fail(`${w}: one pooling per layer is supported (layer ${layers.length - 1} already has one)`);
+        if (stage === "layer" && !max) fail(`${w}: average pooling before the activation is not supported (put it after the activation)`);
+        if (stage !== "layer" && stage !== "activated") fail(`${w}: pooling must follow a Conv or its activation`);
+        if (outs.length > 1) fail(`${w}: the Indices output is not supported`);
+        let kernel: Pair = [h, wd];
+        let stride: Pair = [h, wd];
+        let padding: Pair = [0, 0];
+        let countIncludePad = true;
+        if (!op.startsWith("Global")) {
+          autoPad(node, index);
+          if (intAttribute(node, "ceil_mode", 0, fail, w) !== 0) fail(`${w}: ceil_mode = 1 is not supported (PyTorch's ceil_mode=True); use floor mode`);
+          const dil = pairAttribute(node, index, "dilations", [1, 1]);
+          if (dil[0] !== 1 || dil[1] !== 1) fail(`${w}: dilations [${dil.join(", ")}] are not supported for pooling`);
+          const ks = intsAttribute(node, "kernel_shape", fail, w);
+          if (!ks) fail(`${w} has no kernel_shape`);
+          kernel = pairAttribute(node, index, "kernel_shape", [1, 1]);
+          stride = pairAttribute(node, index, "strides", [1, 1]);
+          padding = symmetricPads(intsAttribute(node, "pads", fail, w), node, index);
+          if (!max) countIncludePad = intAttribute(node, "count_include_pad", 0, fail, w) !== 0;
+          if (pendingPad) {
+            // PyTorch's AvgPool2d(count_include_pad=True) exports Pad(zeros) + AveragePool.
+            if (padding.some((p) => p > 0) && !countIncludePad) fail(`${pendingPad.what} and ${w}'s own pads with count_include_pad = 0 cannot be combined`);
+            padding = [padding[0] + pendingPad.pads[0], padding[1] + pendingPad.pads[1]];
+            countIncludePad = true;
+            pendingPad = null;
+          }
+        }
+        const pool: Pool2dSpec = { kind: max ? "max" : "avg", kernel, stride, padding };
+        if (!max && !countIncludePad && padding.some((p) => p > 0)) pool.countIncludePad = false;
+        if (2 * padding[0] > kernel[0] || 2 * padding[1] > kernel[1]) fail(`${w}: pads ${padding.join("x")} must be at most half the kernel ${kernel.join("x")}`);
+        const next = poolOutputShape(pool, [c, h, wd]);
+        if (!(next[1] >= 1 && next[2] >= 1)) fail(`${w}: a ${kernel.join("x")} window does not fit the ${h}x${wd} feature map`);
+        layer.pool = pool;
+        shape = next;
+        stage = stage === "layer" ? "pooled-pre" : "pooled";
+        canJoin = false;
+        break;
+      }
+      case "Pad": {
+        requireImage(node, index);
+        const mode = stringAttribute(node, "mode", "constant");
+        if (mode !== "constant") fail(`${w}: Pad mode '${mode}' is not supported (only zero padding)`);
+        const pads = ins[1] ? intInput(node, index, 1, "pads").values : intsAttribute(node, "pads", fail, w);
+        if (!pads || pads.length !== 8 || pads.some((p) => p === null)) fail(`${w}: pads must have 8 entries for images [N, C, H, W]`);
+        if (ins[3]) fail(`${w}: Pad with axes is not supported`);
+        const value = ins[2] ? floatConstant(ins[2])?.values[0] : floatAttribute(node, "value", 0);
+        if (value !== 0) fail(`${w}: padding with ${value ?? `'${ins[2]}'`} is not supported (only zeros)`);
+        const [nb, cb, hb, wb, ne, ce, he, we] = pads as number[];
+        if (nb || cb || ne || ce) fail(`${w}: pads [${pads!.join(", ")}] pad the batch or channel dimension, which is not supported`);
+        if (hb !== he || wb !== we) fail(`${w}: asymmetric pads [${pads!.join(", ")}] are not supported; PyTorch pads both sides alike`);
+        if (hb < 0 || wb < 0) fail(`${w}: negative pads [${pads!.join(", ")}] are not supported`);
+        if (hb || wb) pendingPad = { pads: [hb, wb], what: w };
         break;
       }
       case "Flatten": {
-        const axis = intAttribute(node, "axis", 1, fail, what);
-        if (axis !== 1) fail(`${what}: only axis = 1 (keep the batch dimension) is supported, got ${axis}`);
-        lastWasLinear = false;
+        const axis = intAttribute(node, "axis", 1, fail, w);
+        if (axis !== 1) fail(`${w}: only axis = 1 (keep the batch dimension) is supported, got ${axis}`);
+        if (shape) shape = [shapeSize(shape)];
+        spatial = false;
+        canJoin = false;
+        break;
+      }
+      case "Reshape": {
+        if (slot !== 0) fail(`${w}: the data must be the first input`);
+        const target = intInput(node, index, 1, "shape").values;
+        const size = shape ? shapeSize(shape) : null;
+        const [a, b] = target;
+        const ok = target.length === 2 && (b === -1 || (b !== null && b === size) || (size === null && b !== null && b > 0 && a === -1)) &&
+          (a === null || a === 0 || a > 0 || (a === -1 && b !== -1));
+        if (!ok) {
+          fail(`${w}: only a reshape to [N, features] (flattening each sample${shape ? ` of ${imageShape(shape)}` : ""}) is supported, got shape [${target.map((v) => v ?? "N").join(", ")}]`);
+        }
+        shape = size !== null ? [size] : b !== null && b > 0 ? [b] : null;
+        spatial = false;
+        canJoin = false;
         break;
       }
       case "Identity":
         break;
       case "Dropout": {
         if (ins.length >= 3 && ins[2]) {
-          const mode = constants.get(ins[2]);
-          if (!mode || mode.values.some((v) => v !== 0)) fail(`${what}: dropout in training mode is not supported`);
+          // training_mode is a BOOL constant; any non-zero value (or a computed one) means training.
+          const p = protos.get(ins[2]);
+          const values = !p ? null : p.t.dataType === BOOL ? Array.from(p.t.rawData?.length ? p.t.rawData : p.t.int32Data ?? []) : Array.from(floatConstant(ins[2])!.values);
+          if (!values || values.some((v) => v !== 0)) fail(`${w}: dropout in training mode is not supported`);
         }
         if (outs.length > 1 && (nodes.some((n) => n.input?.includes(outs[1])) || (g.output ?? []).some((o) => o.name === outs[1]))) {
-          fail(`${what}: its mask output is used, which is not supported`);
+          fail(`${w}: its mask output is used, which is not supported`);
         }
         break;
       }
       default:
         fail(`unsupported operator ${op || "(empty)"} (${nodeLabel(node, index)})`);
     }
-    if (!outs[0]) fail(`${what} has no output`);
+    if (!outs[0]) fail(`${w} has no output`);
     current = outs[0];
+    dataShapes.set(current, spatial || shape ? shape : null);
   });
 
-  if (!layers.length) fail("the graph has no Gemm or MatMul layer");
+  if (!layers.length) fail("the graph has no Conv, Gemm or MatMul layer");
+  const danglingPad = pendingPad as { what: string } | null; // assigned inside the loop's callback
+  if (danglingPad) fail(`${danglingPad.what} pads the output, which is not supported`);
   const outputs = g.output ?? [];
   if (outputs.length !== 1) fail(`the graph must have one output, it has ${outputs.length}`);
   if (outputs[0].name !== current) {
@@ -345,9 +697,14 @@ export function parseOnnxMlp(bytes: Uint8Array, path: string, options: { activat
   if (last.activation) {
     fail(`the output layer is followed by ${describe(last.activation)}: the model's output must be linear (logits); remove the last activation`);
   }
+  if (last.pool) fail(`the output layer is followed by ${last.pool.kind === "max" ? "MaxPool" : "AveragePool"}: pooling after the output layer is not supported`);
   const activation = layers.find((l) => l.activation)?.activation ?? options.activation ?? { kind: "relu" };
 
-  const layerSpecs: LayerSpec[] = layers.map((l) => ({ inFeatures: l.in, outFeatures: l.out, bias: l.bias !== null }));
+  const layerSpecs: LayerSpec[] = layers.map((l): LayerSpec =>
+    l.conv
+      ? { ...l.conv, bias: l.bias !== null, ...(l.pool ? { pool: l.pool } : {}) }
+      : { inFeatures: l.in, outFeatures: l.out, bias: l.bias !== null }
+  );
   const spec: ModelSpec = { layers: layerSpecs, activation };
   try {
     validateSpec(spec);
@@ -363,6 +720,7 @@ export function parseOnnxMlp(bytes: Uint8Array, path: string, options: { activat
   const metadata: Record<string, string> = { source_format: "onnx" };
   if (model.producerName) metadata.onnx_producer = model.producerVersion ? `${model.producerName} ${model.producerVersion}` : model.producerName;
   if (g.name) metadata.onnx_graph = g.name;
+  if (folded.length) metadata.onnx_folded_batchnorm = folded.join(", ");
   const dtype = layers.every((l) => l.dtypes.every((d) => d === DOUBLE)) ? "F64" : "F32";
   return {
     spec,
@@ -372,6 +730,9 @@ export function parseOnnxMlp(bytes: Uint8Array, path: string, options: { activat
     metadata,
   };
 }
+
+/** The earlier name of parseOnnxModel (MLPs were all it read). */
+export const parseOnnxMlp = parseOnnxModel;
 
 function describe(a: Activation): string {
   return a.kind === "relu" ? "Relu" : `LeakyRelu(alpha ${a.slope})`;
