@@ -1,0 +1,33 @@
+// conv_common.wgsl: the parameters and epilogue shared by the conv2d_*.wgsl kernels (spliced in by
+// build.mjs where a kernel says `// #include "conv_common.wgsl"`). One uniform layout for all four
+// (the host fills it in src/gpu/convDispatch.ts, convParams), so their geometry cannot disagree.
+// Tensors, all f32, per sample NCHW and flattened (PyTorch's layout):
+//   X   layer input      [batch][rows, inC, inH, inW]    at offX + b*sXb
+//   D   output-shaped    [batch][rows, outC, outH, outW] at offD + b*sDb   (z, delta, Rdelta)
+//   W   weight           [batch][outC, inC/groups, kh, kw] at offW + b*sWb (theta or directions)
+//   Bias                 [batch][outC] at offBias + b*sBiasB
+//   Mask                 laid out like the kernel's output, at offMask + b*sMaskB (pre-activations z)
+//   Out                  the kernel's output at offOut + b*sOutB
+// A stride 0 broadcasts an operand over the batch (the HVP directions).
+// Geometry (PyTorch Conv2d): out[o, y, x] reads in[c, y*sh - ph + i*dh, x*sw - pw + j*dw], zero
+// padding, input channels of group g = o / (outC/groups) only.
+
+struct ConvParams {
+  inC: u32, inH: u32, inW: u32, outC: u32,
+  outH: u32, outW: u32, kh: u32, kw: u32,
+  sh: u32, sw: u32, ph: u32, pw: u32,
+  dh: u32, dw: u32, groups: u32, rows: u32,
+  batch: u32, flags: u32, offX: u32, sXb: u32,
+  offD: u32, sDb: u32, offW: u32, sWb: u32,
+  offBias: u32, sBiasB: u32, offMask: u32, sMaskB: u32,
+  offOut: u32, sOutB: u32, slope: f32, count: u32,
+}
+
+const CONV_ACCUMULATE: u32 = 1u;
+const CONV_BIAS: u32 = 2u;
+const CONV_MASK: u32 = 4u;
+
+/** x * phi'(z), phi'(z) = z > 0 ? 1 : slope (ReLU: slope 0), as gemm_common.wgsl's epilogue. */
+fn maskedBy(x: f32, z: f32, slope: f32) -> f32 {
+  return select(slope * x, x, z > 0.0);
+}
