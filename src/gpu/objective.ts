@@ -369,7 +369,7 @@ export class GpuObjective implements Objective<GpuVector> {
       const c = outputWidth(this.spec);
       const scale = this.lossKind === "mse" ? 1 / (this.sampleCount * c) : 1 / this.sampleCount;
       const last = this.layers[K - 1];
-      out.push(await this.builder.lossCurvature(`loss curvature chunk${ci}`, LOSS_CODE[this.lossKind], last.z, last.ra, last.rdelta, chunk.rows, c, dirs, scale));
+      out.push(await this.builder.lossCurvature(`loss curvature chunk${ci}`, LOSS_CODE[this.lossKind], last.z, last.ra, last.rdelta, R, c, dirs, scale));
       // R-backward.
       for (let k = K - 1; k >= 0; k--) {
         const l = this.spec.layers[k];

@@ -99,6 +99,33 @@ export const engineCases: GpuCase[] = [
     },
   },
   {
+    name: "block HVP over chunked data with a partial last chunk (10 samples in chunks of 4) equals the float64 HVP in every direction",
+    async run(ctx) {
+      // Regression: the loss curvature once stepped between directions by the last chunk's own
+      // row count while the tangent buffers step by chunkRows, so directions after the first were
+      // wrong (by 0.11 relative here) whenever the last chunk was partial.
+      const c = makeCase({ widths: [3, 5, 4], batch: 10, loss: "ce", seed: 23, kinkMargin: 1e-3 });
+      const gpu = await GpuObjective.create(ctx, c.spec, c.data, "ce", { chunkRows: 4, maxBlock: 8 });
+      const s = gpu.space;
+      const theta = s.fromArray(c.theta);
+      const rng = new Rng(6);
+      const hosts = Array.from({ length: 3 }, () => rng.normals(c.theta.length));
+      const vs = hosts.map((v) => s.fromArray(v));
+      const outs = vs.map(() => s.zeros());
+      try {
+        await gpu.hvpBlock(theta, vs, outs);
+        for (let j = 0; j < hosts.length; j++) {
+          const ref = c.reference.space.zeros();
+          await c.reference.hvp(c.theta, hosts[j], ref);
+          assertClose(`chunked block direction ${j}`, await s.toArray(outs[j]), ref, RTOL, 1e-7);
+        }
+      } finally {
+        for (const x of [theta, ...vs, ...outs]) s.dispose(x);
+        gpu.dispose();
+      }
+    },
+  },
+  {
     name: "block HVP of 11 directions (maxBlock 8: blocks of 8 and 3) equals 11 single HVPs",
     async run(ctx) {
       const c = makeCase({ widths: [5, 12, 7, 4], batch: 40, loss: "ce", seed: 21, kinkMargin: 1e-3 });
