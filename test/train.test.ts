@@ -288,7 +288,7 @@ describe("flatness train (runTrain, --cpu)", () => {
     const cases: [string[], RegExp][] = [
       [["--dataset", "spirals"], /--out is required/],
       [["--dataset", "moons", "--out", out], /unknown dataset 'moons'/],
-      [["--out", out], /--dataset \(mixture, spirals, teacher\) or --data X --labels Y is required/],
+      [["--out", out], /--dataset \(mixture, spirals, teacher, mnist, fashion-mnist\) or --data X --labels Y is required/],
       [["--dataset", "spirals", "--data", "x.npy", "--out", out], /give --dataset or --data, not both/],
       [["--dataset", "spirals", "--out", p("m.onnx")], /--out .*m\.onnx: the name must end in \.safetensors or \.json/],
       [["--dataset", "spirals", "--out", out, "--history", p("h.txt")], /--history .*h\.txt: the name must end in \.csv or \.json/],

