@@ -12,7 +12,7 @@ import { type AuditBase, AUDIT_TRANSFORM_NAMES, AUDIT_TRANSFORMS, type AuditTran
 import type { Backend } from "../../src/backend/mod.ts";
 import type { LoadedModel } from "../../src/io/modelFile.ts";
 import { METRIC_NAMES, METRICS, type MetricName } from "../../src/metrics/suite.ts";
-import type { Activation, LossKind } from "../../src/model.ts";
+import { type Activation, inputWidth, layerUnits, type LossKind } from "../../src/model.ts";
 import type { Objective } from "../../src/objective.ts";
 import { byId, el } from "../shared/dom.ts";
 import { isAbortError, showError } from "../shared/errors.ts";
@@ -164,7 +164,7 @@ async function run(backend: Backend): Promise<void> {
   markBusy();
   const button = byId<HTMLButtonElement>("run");
   button.disabled = true;
-  const widths = [model.model.spec.layers[0].inFeatures, ...model.model.spec.layers.map((l) => l.outFeatures)];
+  const widths = [inputWidth(model.model.spec), ...model.model.spec.layers.map(layerUnits)];
   try {
     const report = await runTask(byId("tasks"), `audit of [${widths.join(", ")}], ${base.data.n} samples`, async (task) => {
       // Overall progress: one stage for the base point, one per transform and one per "before" view.

@@ -10,7 +10,7 @@ import { writeModel } from "../../src/io/modelFile.ts";
 import { writeNpy } from "../../src/io/npy.ts";
 import type { BiasPolicy, DirectionKind } from "../../src/landscape/directions.ts";
 import type { LandscapeOptions } from "../../src/landscape/landscape.ts";
-import { type LossKind, type ModelSpec, parameterLayout } from "../../src/model.ts";
+import { type LossKind, type ModelSpec, outputWidth, parameterLayout } from "../../src/model.ts";
 
 /**
  * Teacher-student regression: x ~ N(0, I_4), targets = teacher(x) + 0.05 N(0, 1); theta is the
@@ -42,7 +42,7 @@ export function landscapeProblem(): LandscapeProblem {
 export function problemFiles(p: LandscapeProblem): { name: string; bytes: Uint8Array }[] {
   const layout = parameterLayout(p.spec);
   const model = writeModel({ model: { spec: p.spec, theta: p.theta }, format: "json", tensorNames: layout.views.map((v) => v.name), metadata: { source: "flatness demos/landscape/" } });
-  const outputs = p.spec.layers[p.spec.layers.length - 1].outFeatures;
+  const outputs = outputWidth(p.spec);
   return [
     { name: "landscape-model.json", bytes: model },
     { name: "landscape-x.npy", bytes: writeNpy(p.data.x, [p.data.n, p.data.features]) },

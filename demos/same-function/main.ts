@@ -10,6 +10,7 @@
  * (shared/params.ts problemFromQuery) and cells (boundary grid resolution, default 200).
  */
 import type { Backend } from "../../src/backend/mod.ts";
+import { layerUnits } from "../../src/model.ts";
 import type { Objective } from "../../src/objective.ts";
 import { measureMetrics } from "../../src/metrics/suite.ts";
 import { homogeneousAlphaScale } from "../../src/transforms/alphaScale.ts";
@@ -82,7 +83,7 @@ function alphasOf(t: Transform): number[] {
 
 function factorsOf(t: Transform): number[] | null {
   if (t.logSpread <= 0) return null;
-  const width = prepared.spec.layers[t.neuronLayer].outFeatures;
+  const width = layerUnits(prepared.spec.layers[t.neuronLayer]);
   return randomNeuronFactors(width, NEURON_SEED, 10 ** t.logSpread);
 }
 
@@ -123,7 +124,7 @@ function buildControls(): void {
   }
   controls.append(el("label", {}, `α${sub(K)} = 1 / ∏ (layer ${K})`), el("span", { class: "hint" }, "keeps the product at 1"), el("output", { id: `alpha-${K}-value` }, "1"));
   layerSelect = el("select", { id: "neuron-layer" });
-  for (let k = 0; k < K - 1; k++) layerSelect.append(el("option", { value: String(k) }, `hidden layer ${k + 1} (${prepared.spec.layers[k].outFeatures} units)`));
+  for (let k = 0; k < K - 1; k++) layerSelect.append(el("option", { value: String(k) }, `hidden layer ${k + 1} (${layerUnits(prepared.spec.layers[k])} units)`));
   layerSelect.addEventListener("change", () => onTransformInput());
   spreadSlider = el("input", { type: "range", id: "neuron-spread", min: "0", max: "2", step: "0.01", value: "0", "aria-label": "log10 spread of the neuron factors" });
   spreadSlider.addEventListener("input", () => onTransformInput());

@@ -5,7 +5,7 @@
  * on the trained model and on the transformed one.
  */
 import type { MeasureOptions } from "../../src/metrics/suite.ts";
-import type { ModelSpec } from "../../src/model.ts";
+import { layerUnits, type ModelSpec } from "../../src/model.ts";
 import { homogeneousAlphaScale } from "../../src/transforms/alphaScale.ts";
 import { neuronScale, randomNeuronFactors } from "../../src/transforms/neuronScale.ts";
 
@@ -38,7 +38,7 @@ export function transformAlphas(spec: ModelSpec, t: SpectrumTransform): number[]
 /** The neuron factors of a neuron-type transform (null otherwise, or for s = 1). */
 export function transformFactors(spec: ModelSpec, t: SpectrumTransform): number[] | null {
   if (t.kind !== "neuron" || t.log10 <= 0) return null;
-  return randomNeuronFactors(spec.layers[0].outFeatures, NEURON_SEED, 10 ** t.log10);
+  return randomNeuronFactors(layerUnits(spec.layers[0]), NEURON_SEED, 10 ** t.log10);
 }
 
 /** The transformed parameters: the same function, another point of parameter space. */

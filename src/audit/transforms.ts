@@ -12,7 +12,7 @@
  */
 import type { Dataset } from "../data.ts";
 import { InputError } from "../errors.ts";
-import type { LossKind, ModelSpec } from "../model.ts";
+import { type LossKind, type ModelSpec, layerUnits } from "../model.ts";
 import type { Objective } from "../objective.ts";
 import { RadialTransformation } from "../reparam/radial.ts";
 import { ReparametrizedObjective } from "../reparam/objective.ts";
@@ -116,7 +116,7 @@ export async function setupTransform(name: AuditTransformName, base: AuditBase, 
     }
     case "neuron": {
       if (K < 2) throw new InputError("neuron: neuron-wise rescaling needs a hidden layer");
-      const factors = randomNeuronFactors(spec.layers[0].outFeatures, seed);
+      const factors = randomNeuronFactors(layerUnits(spec.layers[0]), seed);
       return { name, family: "function-preserving", description, parameters: { layer: 0, factors }, before: null, after: await plainView(make, spec, neuronScale(spec, theta, 0, factors), data) };
     }
     case "weight-norm": {

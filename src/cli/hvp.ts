@@ -9,6 +9,7 @@ import { InputError } from "../errors.ts";
 import type { Objective } from "../objective.ts";
 import { BACKEND_ARGS, BACKEND_HELP, withCliBackend } from "./engine.ts";
 import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
+import { describeModel } from "./measure.ts";
 
 export const HVP_HELP = `flatness hvp: an exact Hessian-vector product H v and the gradient of a model's loss
 
@@ -58,7 +59,7 @@ export async function runHvp(argv: string[], out: (s: string) => void, err: (s: 
   const loaded = await loadModel(values.model, parseActivation(values.activation, values["negative-slope"]));
   const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"]);
   const v = readParameterVector(await readFileBytes(values.vector), values.vector, loaded);
-  err(`model ${values.model}: ${loaded.model.spec.layers.map((l) => l.inFeatures).concat(loaded.model.spec.layers.at(-1)!.outFeatures).join(" -> ")}, ${v.length} parameters; ${data.n} samples`);
+  err(`model ${values.model}: ${describeModel(loaded.model.spec)}, ${v.length} parameters; ${data.n} samples`);
 
   const result = await withCliBackend(values, err, async (backend) => {
     const objective = await backend.objective(loaded.model.spec, data, loss);

@@ -16,6 +16,7 @@ import { type Axis, checkAxis, sliceCsv } from "../landscape/slice.ts";
 import { BACKEND_ARGS, BACKEND_HELP, numberOption, withCliBackend } from "./engine.ts";
 import { formatNumber, table } from "./format.ts";
 import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
+import { describeModel } from "./measure.ts";
 
 export const LANDSCAPE_HELP = `flatness landscape: 1-D and 2-D loss slices around a model, as CSV/JSON and an SVG plot
 
@@ -240,7 +241,7 @@ export async function runLandscape(argv: string[], out: (s: string) => void, err
 
 /** The readable summary (and, for 1-D slices, the table of values). */
 export function formatLandscape(r: LandscapeResult, spec: ModelSpec, loss: string, engine: string): string {
-  const widths = [spec.layers[0].inFeatures, ...spec.layers.map((l) => l.outFeatures)].join(" -> ");
+  const widths = describeModel(spec);
   const f = formatNumber;
   const grid = r.b ? `${r.a.length} x ${r.b.length} grid on [${f(r.a[0])}, ${f(r.a.at(-1)!)}] x [${f(r.b[0])}, ${f(r.b.at(-1)!)}]` : `${r.a.length} points on [${f(r.a[0])}, ${f(r.a.at(-1)!)}]`;
   const lines = [

@@ -5,7 +5,8 @@
 import { parseArgs } from "node:util";
 import type { Dataset } from "../data.ts";
 import { InputError } from "../errors.ts";
-import type { LossKind, ModelSpec } from "../model.ts";
+import { formatArchitecture } from "../architecture.ts";
+import { isConv, isMlp, layerUnits, type LossKind, type ModelSpec } from "../model.ts";
 import { type Objective, withVectors } from "../objective.ts";
 import { METRICS, type MeasureOptions, type MeasureReport, measureMetrics, parseMetricList } from "../metrics/suite.ts";
 import { formatNumber, table } from "./format.ts";
@@ -118,6 +119,14 @@ function measureOn<V>(objective: Objective<V>, theta: Float64Array, data: Datase
 
 type Row = [string, string, string, string];
 
+/** A model's shape for the summaries: "d0 -> d1 -> ..." for an MLP, "CxHxW -> <architecture text>" for a CNN. */
+export function describeModel(spec: ModelSpec): string {
+  if (isMlp(spec)) return [spec.layers[0].inFeatures, ...spec.layers.map(layerUnits)].join(" -> ");
+  const first = spec.layers[0];
+  const input = isConv(first) ? `${first.inChannels}x${first.inHeight}x${first.inWidth}` : `${first.inFeatures}`;
+  return `${input} -> ${formatArchitecture(spec)}`;
+}
+
 /** The readable form: one row per reported quantity, with its uncertainty and cost. */
 export function formatReport(report: MeasureReport, spec: ModelSpec, loss: LossKind): string {
   const r = report as Record<string, any>;
@@ -187,7 +196,7 @@ export function formatReport(report: MeasureReport, spec: ModelSpec, loss: LossK
   if (r.inputGradients) add("input-gradient norm (mean)", r.inputGradients.mean, `max ${f(r.inputGradients.max)}`, r.inputGradients.cost);
   const nameWidth = Math.max(6, ...rows.map((r) => r[0].length));
   const detailWidth = Math.max(6, ...rows.map((r) => r[2].length));
-  const widths = [spec.layers[0].inFeatures, ...spec.layers.map((l) => l.outFeatures)].join(" -> ");
+  const widths = describeModel(spec);
   return [
     `model ${widths}, ${report.parameters} parameters; ${report.samples} samples; loss ${loss}; seed ${report.seed}` +
     (report.layers ? `; curvature restricted to ${report.layers.join(",")}` : ""),

@@ -3,8 +3,9 @@
  *
  *   random   seeded Gaussian, N(0, 1) per entry (Goodfellow et al.'s random directions).
  *   filter   a random direction filter-normalized as Li et al. 2018 (loss-landscape's
- *            normalize_direction(..., "filter")): for every output unit (row i of W_k, the FC
- *            analogue of a conv filter) d_row <- d_row ||theta_row|| / ||d_row||, so a step a moves
+ *            normalize_direction(..., "filter")): for every filter (a convolution's output
+ *            channel, its [in/groups, kh, kw] slice W_k[i, :, :, :]; for a linear layer row i of
+ *            W_k, the FC analogue) d_i <- d_i ||theta_i|| / ||d_i||, so a step a moves
  *            each unit by a times its own scale and slices of nets of different scales compare.
  *            Biases: "ignore" (the default, loss-landscape's --xignore biasbn) zeroes their
  *            direction; "include" normalizes each bias entry as its own filter,
@@ -73,7 +74,9 @@ export function filterNormalize(spec: ModelSpec, theta: ArrayLike<number>, direc
   };
   for (const v of layout.views) {
     if (v.role === "weight") {
-      const [rows, cols] = v.shape;
+      // Rows of a linear W [out, in]; a convolution's filters W[o, :, :, :] (in/groups·kh·kw each).
+      const rows = v.shape[0];
+      const cols = v.size / rows;
       for (let r = 0; r < rows; r++) rescale(v.offset + r * cols, cols);
     } else if (bias === "ignore") {
       out.fill(0, v.offset, v.offset + v.size);
@@ -117,14 +120,13 @@ export function alphaOrbit(spec: ModelSpec, theta: ArrayLike<number>, up = 0, do
   const n = checkTheta(spec, theta);
   const layout = parameterLayout(spec);
   const rates = new Float64Array(n);
-  let cumulative = 0;
-  layout.layers.forEach(({ weightOffset, biasOffset }, k) => {
-    const s = k === up ? 1 : k === down ? -1 : 0;
-    cumulative += s;
-    const l = spec.layers[k];
-    rates.fill(s, weightOffset, weightOffset + l.inFeatures * l.outFeatures);
-    if (biasOffset >= 0) rates.fill(cumulative, biasOffset, biasOffset + l.outFeatures);
-  });
+  // Weights of layer k (a linear matrix or a conv kernel) at rate s_k, its bias at s_0 + ... + s_k.
+  const rate = (k: number) => (k === up ? 1 : k === down ? -1 : 0);
+  for (const v of layout.views) {
+    let r = rate(v.layer);
+    if (v.role === "bias") for (let j = 0; j < v.layer; j++) r += rate(j);
+    rates.fill(r, v.offset, v.offset + v.size);
+  }
   const tangent = new Float64Array(n);
   const plus = new Float64Array(n);
   const minus = new Float64Array(n);

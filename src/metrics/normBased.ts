@@ -8,9 +8,11 @@
  */
 import type { Dataset } from "../data.ts";
 import { InputError, assertFinite } from "../errors.ts";
-import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, validateSpec } from "../model.ts";
+import { convOutputShape, inputWidth, isConv, type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout, validateSpec } from "../model.ts";
 import type { Objective } from "../objective.ts";
 import { lossValueAndGradient } from "../reference/losses.ts";
+import { type LayerMap, layerMap } from "../reference/layerMaps.ts";
+import { Pooling } from "../reference/pooling.ts";
 import { type MetricCost, withCost } from "./cost.ts";
 
 /** Cost of a metric computed on the host only (no objective passes): wall time only. */
@@ -27,43 +29,92 @@ function checkTheta(spec: ModelSpec, theta: ArrayLike<number>, label = "theta"):
   assertFinite(label, theta);
 }
 
-/** Per layer k: z_k [n, out_k] and its input a_k [n, in_k] (a[0] = x), float64, phi'(0) = slope as the engines. */
+/**
+ * Per layer k: z_k [n, size of z_k] and its input a_k [n, in_k] (a[0] = x; a[k+1] = P_k(phi(z_k)),
+ * P_k the layer's pooling if any), float64, phi'(0) = slope as the engines. Convolutions and
+ * pooling run the reference engine's maps (src/reference/layerMaps.ts, src/reference/pooling.ts).
+ */
 export interface HostForward {
   n: number;
   z: Float64Array[];
   a: Float64Array[];
+  /** Per hidden layer with max pooling: the arg-max (index into phi(z_k), batch-major) of every pooled output; null otherwise. */
+  argmax: (Int32Array | null)[];
+}
+
+/** The reference engine's linear map and pooling of every layer of a spec. */
+function hostMaps(spec: ModelSpec): { maps: LayerMap[]; pools: (Pooling | null)[] } {
+  const layout = parameterLayout(spec);
+  return {
+    maps: spec.layers.map((l, k) => layerMap(l, layout.layers[k].weightOffset, layout.layers[k].biasOffset)),
+    pools: spec.layers.map((l) => {
+      if (!isConv(l) || !l.pool) return null;
+      const [c, h, w] = convOutputShape(l);
+      return new Pooling(l.pool, c, h, w);
+    }),
+  };
+}
+
+function asF64(v: ArrayLike<number>): Float64Array {
+  return v instanceof Float64Array ? v : Float64Array.from(v);
 }
 
 export function hostForward(spec: ModelSpec, theta: ArrayLike<number>, x: ArrayLike<number>): HostForward {
   checkTheta(spec, theta);
-  const d = spec.layers[0].inFeatures;
+  const d = inputWidth(spec);
   if (x.length % d !== 0) throw new InputError(`x has ${x.length} values, not a multiple of the ${d} input features`);
   const n = x.length / d;
-  const layout = parameterLayout(spec);
+  const t = asF64(theta);
+  const { maps, pools } = hostMaps(spec);
   const slope = negativeSlope(spec.activation);
   const a: Float64Array[] = [Float64Array.from(x)];
   const z: Float64Array[] = [];
-  spec.layers.forEach((l, k) => {
-    const { weightOffset: w, biasOffset: b } = layout.layers[k];
-    const zk = new Float64Array(n * l.outFeatures);
-    for (let s = 0; s < n; s++) {
-      for (let o = 0; o < l.outFeatures; o++) {
-        let acc = b >= 0 ? theta[b + o] : 0;
-        for (let i = 0; i < l.inFeatures; i++) acc += a[k][s * l.inFeatures + i] * theta[w + o * l.inFeatures + i];
-        zk[s * l.outFeatures + o] = acc;
-      }
-    }
+  const argmax: (Int32Array | null)[] = [];
+  spec.layers.forEach((_, k) => {
+    const zk = maps[k].forward(t, a[k], n);
     z.push(zk);
-    if (k + 1 < spec.layers.length) a.push(zk.map((v) => (v > 0 ? v : slope * v)));
+    if (k + 1 === spec.layers.length) return;
+    const h = zk.map((v) => (v > 0 ? v : slope * v));
+    const pool = pools[k];
+    if (pool) {
+      const r = pool.forward(h, n);
+      a.push(r.out);
+      argmax.push(r.argmax);
+    } else {
+      a.push(h);
+      argmax.push(null);
+    }
   });
-  return { n, z, a };
+  return { n, z, a, argmax };
+}
+
+/**
+ * Back-propagates one output-space covector per sample (row-major [n, C]) to the input:
+ * covector_s · df(x_s)/dx for every sample, row-major [n, d], through the ReLU masks and the
+ * poolings recorded in `fw` (hostForward of the same spec, theta and x).
+ */
+export function hostBackToInput(spec: ModelSpec, theta: ArrayLike<number>, fw: HostForward, covectors: Float64Array): Float64Array {
+  const t = asF64(theta);
+  const { maps, pools } = hostMaps(spec);
+  const slope = negativeSlope(spec.activation);
+  let g = covectors;
+  for (let k = spec.layers.length - 1; k >= 0; k--) {
+    g = maps[k].backProject(t, g, fw.n);
+    if (k === 0) break;
+    const pool = pools[k - 1];
+    if (pool) g = pool.transpose(g, fw.argmax[k - 1], fw.n);
+    const zPrev = fw.z[k - 1];
+    for (let i = 0; i < g.length; i++) if (!(zPrev[i] > 0)) g[i] *= slope;
+  }
+  return g;
 }
 
 /**
  * d/dt f_{theta + t v}(x) at t = 0 for every sample (row-major [n, C]), exactly, by the R-operator
  * forward pass (Pearlmutter 1994) in float64:
- *   Rz_k = Ra_k W_k^T + a_k V_k^T + c_k,   Ra_{k+1} = phi'(z_k) ⊙ Rz_k,   Ra_0 = 0,
- * with v = (V_k, c_k) in the flat layout. Also returns the outputs f(x) themselves.
+ *   Rz_k = Ra_k W_k^T + a_k V_k^T + c_k,   Ra_{k+1} = P_k(phi'(z_k) ⊙ Rz_k),   Ra_0 = 0,
+ * with v = (V_k, c_k) in the flat layout (P_k: the pooling's linear map at the recorded arg-max).
+ * Also returns the outputs f(x) themselves.
  * With v = theta this is <theta, grad_theta f(x)>, the quantity in the Fisher-Rao norm.
  */
 export function directionalOutputDerivative(
@@ -74,26 +125,20 @@ export function directionalOutputDerivative(
 ): { outputs: Float64Array; tangent: Float64Array } {
   checkTheta(spec, v, "v");
   const fw = hostForward(spec, theta, x);
-  const layout = parameterLayout(spec);
+  const t = asF64(theta);
+  const vv = asF64(v);
+  const { maps, pools } = hostMaps(spec);
   const slope = negativeSlope(spec.activation);
   const K = spec.layers.length;
-  let ra = new Float64Array(fw.n * spec.layers[0].inFeatures);
-  let rz = new Float64Array(0);
+  let ra: Float64Array = new Float64Array(fw.n * inputWidth(spec));
+  let rz: Float64Array = new Float64Array(0);
   for (let k = 0; k < K; k++) {
-    const l = spec.layers[k];
-    const { weightOffset: w, biasOffset: b } = layout.layers[k];
-    rz = new Float64Array(fw.n * l.outFeatures);
-    for (let s = 0; s < fw.n; s++) {
-      for (let o = 0; o < l.outFeatures; o++) {
-        let acc = b >= 0 ? v[b + o] : 0;
-        for (let i = 0; i < l.inFeatures; i++) {
-          const idx = s * l.inFeatures + i;
-          acc += ra[idx] * theta[w + o * l.inFeatures + i] + fw.a[k][idx] * v[w + o * l.inFeatures + i];
-        }
-        rz[s * l.outFeatures + o] = acc;
-      }
+    rz = maps[k].tangent(t, vv, fw.a[k], ra, fw.n);
+    if (k + 1 < K) {
+      const rh = rz.map((r, idx) => (fw.z[k][idx] > 0 ? r : slope * r));
+      const pool = pools[k];
+      ra = pool ? pool.tangent(rh, fw.argmax[k], fw.n) : rh;
     }
-    if (k + 1 < K) ra = rz.map((r, idx) => (fw.z[k][idx] > 0 ? r : slope * r));
   }
   return { outputs: fw.z[K - 1], tangent: rz };
 }
@@ -138,23 +183,29 @@ export interface PathNormResult {
  * neuron-wise rescaling WITH biases; under T_alpha an input path collects prod_k alpha_k = 1 and a
  * path starting at b_k collects (prod_{j<=k} alpha_j)(prod_{j>k} alpha_j) = 1 (the Appendix B bias
  * scaling), so it is invariant under T_alpha with biases too.
+ * Convolutional nets: the same forward pass, as bneyshabur/generalization-bounds `lp_path_norm`
+ * runs the model itself with every parameter replaced by |.|^p on torch.ones(input_size). Without
+ * pooling, and with average pooling, it is the sum over the paths of the unrolled (weight-shared)
+ * graph: a kernel weight appears on one edge per output position it touches, zero padding
+ * contributes no path, and an average pooling is a fixed linear layer whose edges weigh 1/divisor
+ * (not raised to p: it has no parameters). Max pooling passes each window's largest path sum, so
+ * the value is that forward pass, not a sum over paths; it is still invariant under T_alpha and
+ * channel-wise rescaling (a positive scale of a channel keeps its windows' arg-max).
  */
 export function pathNorm(spec: ModelSpec, theta: Float64Array, options: { p?: number } = {}): Promise<PathNormResult> {
   const p = options.p ?? 2;
   if (!(p > 0) || !Number.isFinite(p)) throw new InputError(`path norm: p must be positive and finite, got ${p}`);
   return hostCost(() => {
     checkTheta(spec, theta);
-    const layout = parameterLayout(spec);
-    let act = new Float64Array(spec.layers[0].inFeatures).fill(1);
-    spec.layers.forEach((l, k) => {
-      const { weightOffset: w, biasOffset: b } = layout.layers[k];
-      const next = new Float64Array(l.outFeatures);
-      for (let o = 0; o < l.outFeatures; o++) {
-        let acc = b >= 0 ? Math.abs(theta[b + o]) ** p : 0;
-        for (let i = 0; i < l.inFeatures; i++) acc += Math.abs(theta[w + o * l.inFeatures + i]) ** p * act[i];
-        next[o] = acc;
-      }
-      act = next;
+    // |theta|^p through the net's own maps (biases included) on an all-ones input; every value is
+    // >= 0, so the activation is the identity there and only the poolings are applied.
+    const abs = theta.map((v) => Math.abs(v) ** p);
+    const { maps, pools } = hostMaps(spec);
+    let act: Float64Array = new Float64Array(inputWidth(spec)).fill(1);
+    spec.layers.forEach((_, k) => {
+      act = maps[k].forward(abs, act, 1);
+      const pool = pools[k];
+      if (pool && k + 1 < spec.layers.length) act = pool.forward(act, 1).out;
     });
     const sumOverPaths = act.reduce((s, v) => s + v, 0);
     return { p, value: sumOverPaths ** (1 / p), sumOverPaths };

@@ -33,13 +33,25 @@
  * h = Jᵀ ∇²l J >= 0 for the convex losses). Exact: one HVP per weight, e_qᵀ H e_q (scalars only).
  * Stochastic: Hutchinson diagonal E[z ⊙ Hz] with seeded Rademacher z on the measured weights,
  * accumulated on the device and read back once; estimates are clamped at 0.
+ *
+ * Convolutions: W_l is the kernel's matrix view [out, in/groups·kh·kw] (rows: output channels,
+ * alpha_i one per filter; columns: (input channel, kernel tap), beta_j one per column), per channel
+ * group for a grouped convolution, whose block-diagonal full view decouples into the groups' blocks
+ * (see weightBlocks in ./relativeFlatness.ts). The invariances carry over: T_alpha scales the
+ * kernel, rescaling output channel i scales row i, and rescaling input channel c divides the
+ * columns (c, every tap) within c's group, which the betas of those columns absorb.
  */
 import { InputError } from "../errors.ts";
-import { parameterLayout, selectLayers } from "../model.ts";
+import { type ParameterLayout, parameterLayout, selectLayers } from "../model.ts";
 import type { Objective } from "../objective.ts";
 import { Rng } from "../random.ts";
 import { type MetricCost, withCost } from "./cost.ts";
-import { quadraticForms } from "./relativeFlatness.ts";
+import { quadraticForms, weightBlocks } from "./relativeFlatness.ts";
+
+/** Entries of layer k's weight tensor. */
+function weightSize(layout: ParameterLayout, k: number): number {
+  return layout.views.find((v) => v.layer === k && v.role === "weight")!.size;
+}
 
 /** Options of normalizedSharpness. */
 export interface NormalizedSharpnessOptions {
@@ -69,11 +81,11 @@ export interface LayerNormalizedSharpness {
   value: number;
   /** 2 Σ |W_ij| sqrt(h_ij). */
   perEntry: number;
-  /** h_ij, row-major [out, in] (clamped at 0). */
+  /** h_ij, row-major [out, in] (a convolution: the kernel's layout [out, in/groups, kh, kw]); clamped at 0. */
   diagonal: Float64Array;
   /** Minimizing alpha_i² and beta_j² (Infinity / 0 for removed degenerate rows and columns). */
   rowScale: Float64Array;
-  /** Minimizing beta_j², one per input unit (column of W_l). */
+  /** Minimizing beta_j², one per input unit (column of W_l; a convolution: per group, its (input channel, tap) columns). */
   columnScale: Float64Array;
   /** Alternating-minimization sweeps run. */
   iterations: number;
@@ -189,7 +201,7 @@ async function weightDiagonal<V>(
   const spec = objective.spec;
   const layout = parameterLayout(spec);
   const offsets = selected.map((k) => layout.layers[k].weightOffset);
-  const sizes = selected.map((k) => spec.layers[k].inFeatures * spec.layers[k].outFeatures);
+  const sizes = selected.map((k) => weightSize(layout, k));
   const total = sizes.reduce((s, v) => s + v, 0);
   const positions = new Int32Array(total);
   let q = 0;
@@ -251,7 +263,7 @@ export async function normalizedSharpness<V>(
   const spec = objective.spec;
   const layout = parameterLayout(spec);
   const selected = selectLayers(spec, options.layers, "normalized sharpness");
-  const weights = selected.reduce((s, k) => s + spec.layers[k].inFeatures * spec.layers[k].outFeatures, 0);
+  const weights = selected.reduce((s, k) => s + weightSize(layout, k), 0);
   const exact = options.exact ?? weights <= (options.exactLimit ?? 1024);
   const samples = options.samples ?? 256;
   if (!exact && !(samples >= 1)) throw new InputError(`normalized sharpness: need at least 1 Hutchinson sample, got ${samples}`);
@@ -261,23 +273,33 @@ export async function normalizedSharpness<V>(
     const host = await objective.space.toArray(theta);
     const diagonals = await weightDiagonal(objective, theta, selected, exact, samples, blockSize, options.seed ?? 0);
     const layers: LayerNormalizedSharpness[] = selected.map((k, idx) => {
-      const { inFeatures: inF, outFeatures: out } = spec.layers[k];
-      const off = layout.layers[k].weightOffset;
       const h = diagonals[idx];
-      const w2 = Float64Array.from({ length: out * inF }, (_, e) => host[off + e] ** 2);
+      const blocks = weightBlocks(spec, k);
+      const base = layout.layers[k].weightOffset;
+      const w2 = Float64Array.from({ length: h.length }, (_, e) => host[base + e] ** 2);
       let perEntry = 0;
       for (let e = 0; e < h.length; e++) perEntry += 2 * Math.sqrt(w2[e] * h[e]);
-      const m = minimizeRankOneSharpness(h, w2, out, inF, options.tolerance ?? 1e-10, options.maxIterations ?? 20000);
-      return {
-        layer: k,
-        value: m.value,
-        perEntry,
-        diagonal: h,
-        rowScale: m.a,
-        columnScale: m.b,
-        iterations: m.iterations,
-        converged: m.converged,
-      };
+      // One rank-one minimization per block (a grouped convolution's groups decouple).
+      const rowScale = new Float64Array(blocks.reduce((s, b) => s + b.rows, 0));
+      const columnScale = new Float64Array(blocks.reduce((s, b) => s + b.cols, 0));
+      let value = 0, iterations = 0, converged = true;
+      blocks.forEach(({ offset, rows, cols }, g) => {
+        const from = offset - base;
+        const m = minimizeRankOneSharpness(
+          h.subarray(from, from + rows * cols),
+          w2.subarray(from, from + rows * cols),
+          rows,
+          cols,
+          options.tolerance ?? 1e-10,
+          options.maxIterations ?? 20000,
+        );
+        value += m.value;
+        iterations = Math.max(iterations, m.iterations);
+        converged &&= m.converged;
+        rowScale.set(m.a, g * rows);
+        columnScale.set(m.b, g * cols);
+      });
+      return { layer: k, value, perEntry, diagonal: h, rowScale, columnScale, iterations, converged };
     });
     return {
       layers,

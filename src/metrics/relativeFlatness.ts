@@ -28,12 +28,36 @@
  * G' = W C^-2 Wᵀ, which differs in general: rescaling hidden layer k keeps kappa_k but changes
  * kappa_{k+1}, hence also the sum over layers. This is Petzka et al.'s invariance (neurons of the
  * measured layer, its feature representation phi fixed), not invariance to every rescaling.
+ *
+ * Convolutions: the rows w_s are the filters W[s, :, :, :] (one per output channel, flattened over
+ * in/groups·kh·kw; see weightBlocks), i.e. kappa_l = Tr(H_l (G ⊗ I)) on the kernel's matrix view,
+ * summed over the channel groups of a grouped convolution. This is the formula applied to the
+ * weight-shared layer (Petzka et al.'s theory is stated for fully connected layers); the two
+ * invariances above carry over with the same proof (T_alpha scales the kernel, rescaling output
+ * channel s scales filter s, and H transforms as D^-1 H D^-1).
  */
 import { InputError } from "../errors.ts";
-import { parameterLayout, selectLayers } from "../model.ts";
+import { isConv, type ModelSpec, parameterLayout, selectLayers, weightShape } from "../model.ts";
 import type { Objective } from "../objective.ts";
 import { Rng } from "../random.ts";
 import { type MetricCost, withCost } from "./cost.ts";
+
+/**
+ * The weight of layer k as matrices W [rows, cols], one per channel group, each contiguous in theta
+ * at `offset`: a linear layer's [out, in] (one block); a convolution's filters W[o, :, :, :]
+ * flattened to [out/groups, in/groups·kh·kw] per group (the "matrix view" of a conv kernel, rows =
+ * output channels, columns = (input channel, kernel tap); a grouped convolution is block diagonal
+ * in the full [out, in·kh·kw] view, and the measures below decouple over its blocks).
+ */
+export function weightBlocks(spec: ModelSpec, k: number): { offset: number; rows: number; cols: number }[] {
+  const l = spec.layers[k];
+  const w = parameterLayout(spec).layers[k].weightOffset;
+  const shape = weightShape(l);
+  const cols = shape.slice(1).reduce((a, b) => a * b, 1);
+  const groups = isConv(l) ? l.groups : 1;
+  const rows = shape[0] / groups;
+  return Array.from({ length: groups }, (_, g) => ({ offset: w + g * rows * cols, rows, cols }));
+}
 
 /** Options of relativeFlatness. */
 export interface RelativeFlatnessOptions {
@@ -162,36 +186,43 @@ export async function relativeFlatness<V>(
     const host = await objective.space.toArray(theta);
     const layers: LayerRelativeFlatness[] = [];
     for (const k of selected) {
-      const { inFeatures: inF, outFeatures: out } = spec.layers[k];
-      const off = layout.layers[k].weightOffset;
-      const w = host.subarray(off, off + out * inF);
-      const { r, factor } = gramFactor(w, out, inF);
-      const exact = options.exact ?? r * inF <= exactLimit;
-      if (exact) {
-        // Direction (j, i): V[s, i] = R[s, j], zero elsewhere.
-        const vals = await quadraticForms(objective, theta, r * inF, (idx, into) => {
-          const j = Math.floor(idx / inF);
-          const i = idx % inF;
-          for (let s = 0; s < out; s++) into[off + s * inF + i] = factor[s * r + j];
-        }, blockSize);
-        layers.push({ layer: k, value: vals.reduce((a, b) => a + b, 0), stderr: 0, exact: true, directions: r * inF });
-      } else {
-        const rng = new Rng(seed + 7919 * (k + 1));
-        const z = new Float64Array(r * inF);
-        const vals = await quadraticForms(objective, theta, samples, (_j, into) => {
-          for (let q = 0; q < z.length; q++) z[q] = rng.sign();
-          for (let s = 0; s < out; s++) {
-            for (let i = 0; i < inF; i++) {
-              let acc = 0;
-              for (let j = 0; j < r; j++) acc += factor[s * r + j] * z[j * inF + i];
-              into[off + s * inF + i] = acc;
+      // A grouped convolution is block diagonal: kappa_l is the sum over its groups' blocks.
+      let value = 0, variance = 0, directions = 0, allExact = true;
+      for (const [g, block] of weightBlocks(spec, k).entries()) {
+        const { offset: off, rows: out, cols: inF } = block;
+        const w = host.subarray(off, off + out * inF);
+        const { r, factor } = gramFactor(w, out, inF);
+        const exact = options.exact ?? r * inF <= exactLimit;
+        if (exact) {
+          // Direction (j, i): V[s, i] = R[s, j], zero elsewhere.
+          const vals = await quadraticForms(objective, theta, r * inF, (idx, into) => {
+            const j = Math.floor(idx / inF);
+            const i = idx % inF;
+            for (let s = 0; s < out; s++) into[off + s * inF + i] = factor[s * r + j];
+          }, blockSize);
+          value += vals.reduce((a, b) => a + b, 0);
+          directions += r * inF;
+        } else {
+          allExact = false;
+          const rng = new Rng(seed + 7919 * (k + 1) + 104729 * g);
+          const z = new Float64Array(r * inF);
+          const vals = await quadraticForms(objective, theta, samples, (_j, into) => {
+            for (let q = 0; q < z.length; q++) z[q] = rng.sign();
+            for (let s = 0; s < out; s++) {
+              for (let i = 0; i < inF; i++) {
+                let acc = 0;
+                for (let j = 0; j < r; j++) acc += factor[s * r + j] * z[j * inF + i];
+                into[off + s * inF + i] = acc;
+              }
             }
-          }
-        }, blockSize);
-        const mean = vals.reduce((a, b) => a + b, 0) / samples;
-        const variance = vals.reduce((a, b) => a + (b - mean) ** 2, 0) / (samples - 1);
-        layers.push({ layer: k, value: mean, stderr: Math.sqrt(variance / samples), exact: false, directions: samples });
+          }, blockSize);
+          const mean = vals.reduce((a, b) => a + b, 0) / samples;
+          value += mean;
+          variance += vals.reduce((a, b) => a + (b - mean) ** 2, 0) / (samples - 1) / samples;
+          directions += samples;
+        }
       }
+      layers.push({ layer: k, value, stderr: Math.sqrt(variance), exact: allExact, directions });
     }
     const total = layers.reduce((a, l) => a + l.value, 0);
     const totalStderr = Math.sqrt(layers.reduce((a, l) => a + l.stderr ** 2, 0));

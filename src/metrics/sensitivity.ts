@@ -10,15 +10,16 @@
  *    engines) or ||d l(x)/dx||_2 for the per-sample loss l (no 1/N; mse with its 1/C), per sample,
  *    with the mean and max over the dataset. It depends only on the function, so it is unchanged by
  *    T_alpha and neuron-wise rescaling, and it changes under input reparametrizations (Dinh et al.
- *    §5.2). Computed on the host in float64 by plain loops over the ReLU masks.
+ *    §5.2). Computed on the host in float64 by backward passes over the ReLU masks (and the
+ *    poolings of a convolutional net: J then includes the convolutions' and poolings' linear maps).
  */
 import { type Dataset, validateDataset } from "../data.ts";
 import { InputError } from "../errors.ts";
-import { type LossKind, type ModelSpec, negativeSlope, outputWidth, parameterLayout } from "../model.ts";
+import { inputWidth, type LossKind, type ModelSpec, outputWidth, parameterLayout } from "../model.ts";
 import type { Objective } from "../objective.ts";
 import { type MetricCost, withCost } from "./cost.ts";
 import { layerMask } from "./operator.ts";
-import { hostCost, hostForward, perSampleLossGradient } from "./normBased.ts";
+import { hostBackToInput, hostCost, hostForward, perSampleLossGradient } from "./normBased.ts";
 
 /** The gradient norm of one tensor. */
 export interface TensorGradientNorm {
@@ -117,31 +118,6 @@ export interface InputGradientNormsResult {
   cost: MetricCost;
 }
 
-/** Back-propagates one output-space covector of sample s to the input: covector · df(x_s)/dx, length d. */
-function backToInput(
-  spec: ModelSpec,
-  theta: ArrayLike<number>,
-  z: Float64Array[],
-  s: number,
-  covector: Float64Array,
-): Float64Array {
-  const layout = parameterLayout(spec);
-  const slope = negativeSlope(spec.activation);
-  let g = covector;
-  for (let k = spec.layers.length - 1; k >= 0; k--) {
-    const l = spec.layers[k];
-    const w = layout.layers[k].weightOffset;
-    const next = new Float64Array(l.inFeatures);
-    for (let i = 0; i < l.inFeatures; i++) {
-      let acc = 0;
-      for (let o = 0; o < l.outFeatures; o++) acc += g[o] * theta[w + o * l.inFeatures + i];
-      next[i] = k > 0 && !(z[k - 1][s * l.inFeatures + i] > 0) ? slope * acc : acc;
-    }
-    g = next;
-  }
-  return g;
-}
-
 /** Per-sample input sensitivities ||df(x)/dx||_F (or ||dl(x)/dx||_2), computed on the host in float64; a function of f alone, so unchanged by T_alpha and neuron-wise rescaling, changed by input reparametrizations (Dinh et al. 2017 section 5.2). */
 export function inputGradientNorms(
   spec: ModelSpec,
@@ -152,31 +128,30 @@ export function inputGradientNorms(
   const of = options.of ?? "output";
   if (of === "loss" && !options.loss) throw new InputError("input gradient of the loss needs the loss kind (options.loss)");
   return hostCost(() => {
-    if (data.features !== spec.layers[0].inFeatures) {
-      throw new InputError(`data has ${data.features} features per sample but the model's first layer takes ${spec.layers[0].inFeatures}`);
+    const d = inputWidth(spec);
+    if (data.features !== d) {
+      throw new InputError(`data has ${data.features} features per sample but the model's first layer takes ${d}`);
     }
     if (of === "loss") validateDataset(spec, data, options.loss!);
     const fw = hostForward(spec, theta, data.x);
     const c = outputWidth(spec);
     const f = fw.z[fw.z.length - 1];
-    const dl = of === "loss" ? perSampleLossGradient(options.loss!, f, data, c) : null;
-    const perSample = new Float64Array(data.n);
-    const cov = new Float64Array(c);
-    for (let s = 0; s < data.n; s++) {
-      let sq = 0;
-      if (dl) {
-        const g = backToInput(spec, theta, fw.z, s, dl.subarray(s * c, (s + 1) * c));
-        for (const v of g) sq += v * v;
-      } else {
-        for (let r = 0; r < c; r++) {
-          cov.fill(0);
-          cov[r] = 1;
-          const g = backToInput(spec, theta, fw.z, s, cov);
-          for (const v of g) sq += v * v;
-        }
+    const sq = new Float64Array(data.n);
+    const accumulate = (g: Float64Array) => {
+      for (let s = 0; s < data.n; s++) for (let i = 0; i < d; i++) sq[s] += g[s * d + i] ** 2;
+    };
+    if (of === "loss") {
+      accumulate(hostBackToInput(spec, theta, fw, perSampleLossGradient(options.loss!, f, data, c)));
+    } else {
+      // One batched backward pass per output r: row r of every sample's Jacobian.
+      const cov = new Float64Array(data.n * c);
+      for (let r = 0; r < c; r++) {
+        cov.fill(0);
+        for (let s = 0; s < data.n; s++) cov[s * c + r] = 1;
+        accumulate(hostBackToInput(spec, theta, fw, cov));
       }
-      perSample[s] = Math.sqrt(sq);
     }
+    const perSample = sq.map(Math.sqrt);
     const mean = perSample.reduce((a, b) => a + b, 0) / data.n;
     const max = perSample.reduce((a, b) => Math.max(a, b), 0);
     return { of, perSample, mean, max };

@@ -16,6 +16,10 @@
  * i.e. W_1' = W_1 A^{-1}, b_1' = b_1 + W_1 mu (a bias is added to a bias-free first layer). The same
  * map applied to a net's OUTPUT (y' = A (y - mu), for a metric on the represented quantity, as in
  * Appendix C) folds into the last layer: W_K' = A W_K, b_K' = A (b_K - mu).
+ * Convolutional nets: A^{-1} is not a convolution in general, so the input map folds only into a
+ * linear first layer (refused otherwise) and the output map only into a linear output layer (a
+ * CNN ending in flatten, linear: supported); f_xi and its input gradients (transformedOutputs,
+ * transformedInputGradientNorms) work for every net.
  *
  * An invertible elementwise nonlinear map, u = asinh(x / s) (x = s sinh u, d x/du = s cosh u), has
  * no such folding: a plain MLP applies a linear map before its first nonlinearity, and x = s sinh(u)
@@ -24,7 +28,7 @@
  */
 import type { Dataset } from "../data.ts";
 import { InputError, assertFinite } from "../errors.ts";
-import { type Model, type ModelSpec, parameterLayout, validateSpec } from "../model.ts";
+import { isConv, type Model, type ModelSpec, parameterLayout, requireMlp, validateSpec } from "../model.ts";
 import { hostForward } from "../metrics/normBased.ts";
 import { symmetricEigen } from "../metrics/tridiagonal.ts";
 import { frobeniusNorms, inputJacobians } from "./inputJacobian.ts";
@@ -230,6 +234,9 @@ export function foldInputMap(spec: ModelSpec, theta: Float64Array, map: InputMap
   const where = "fold input map";
   checkModel(where, spec, theta);
   const a = affineOnly(where, map);
+  // A general A^{-1} (PCA, ZCA, per-pixel standardization) is not a convolution, so W_1 A^{-1} is
+  // a conv kernel only for a linear first layer.
+  requireMlp(spec, `${where} (W_1' = W_1 A^-1 on the flattened input)`);
   const d = a.features, l = spec.layers[0];
   if (l.inFeatures !== d) throw new InputError(`${where}: the map has ${d} features but the model's first layer takes ${l.inFeatures}`);
   const m = withBias(spec, theta, 0);
@@ -253,7 +260,11 @@ export function foldOutputMap(spec: ModelSpec, theta: Float64Array, map: InputMa
   const where = "fold output map";
   checkModel(where, spec, theta);
   const a = affineOnly(where, map);
-  const K = spec.layers.length, l = spec.layers[K - 1], c = a.features;
+  const K = spec.layers.length, last = spec.layers[K - 1], c = a.features;
+  if (isConv(last)) {
+    throw new InputError(`${where}: the output layer is a conv2d; A W_K is not a convolution, so the output map folds only into a linear output layer`);
+  }
+  const l = last;
   if (l.outFeatures !== c) throw new InputError(`${where}: the map has ${c} features but the model has ${l.outFeatures} outputs`);
   const m = withBias(spec, theta, K - 1);
   const { weightOffset: w, biasOffset: b } = parameterLayout(m.spec).layers[K - 1];

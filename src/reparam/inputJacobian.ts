@@ -1,12 +1,13 @@
 /**
  * Per-sample input Jacobians df/dx of a rectified net, float64 on the host (Dinh et al. 2017,
  * section 5.2): J(x) = W_{K-1} D_{K-2} W_{K-2} ... D_0 W_0, D_k = diag(phi'(z_k(x))), phi'(0) =
- * slope as the engines. Used to push input gradients through a preprocessing xi that cannot be
+ * slope as the engines (a convolutional net's J also runs through its convolutions and poolings, by
+ * backward passes: one per output). Used to push input gradients through a preprocessing xi that cannot be
  * folded into the first layer (the chain rule d f(xi(u))/du = J(xi(u)) d xi/du).
  */
 import { InputError } from "../errors.ts";
-import { type ModelSpec, negativeSlope, outputWidth, parameterLayout } from "../model.ts";
-import { hostForward } from "../metrics/normBased.ts";
+import { inputWidth, type ModelSpec, outputWidth } from "../model.ts";
+import { hostBackToInput, hostForward } from "../metrics/normBased.ts";
 
 export interface InputJacobians {
   n: number;
@@ -19,35 +20,19 @@ export interface InputJacobians {
 }
 
 export function inputJacobians(spec: ModelSpec, theta: ArrayLike<number>, x: ArrayLike<number>): InputJacobians {
-  const d = spec.layers[0].inFeatures;
+  const d = inputWidth(spec);
   if (x.length % d !== 0) throw new InputError(`input Jacobians: x has ${x.length} values, not a multiple of the ${d} input features`);
   const fw = hostForward(spec, theta, x);
-  const layout = parameterLayout(spec);
-  const slope = negativeSlope(spec.activation);
   const C = outputWidth(spec);
   const K = spec.layers.length;
   const jacobians = new Float64Array(fw.n * C * d);
-  for (let s = 0; s < fw.n; s++) {
-    // M = d z_k / dx, [out_k, d], starting with W_0.
-    let m = new Float64Array(spec.layers[0].outFeatures * d);
-    for (let i = 0; i < m.length; i++) m[i] = theta[layout.layers[0].weightOffset + i];
-    for (let k = 1; k < K; k++) {
-      const l = spec.layers[k];
-      const w = layout.layers[k].weightOffset;
-      const zPrev = fw.z[k - 1];
-      const next = new Float64Array(l.outFeatures * d);
-      for (let i = 0; i < l.inFeatures; i++) {
-        const gate = zPrev[s * l.inFeatures + i] > 0 ? 1 : slope;
-        if (gate === 0) continue;
-        for (let o = 0; o < l.outFeatures; o++) {
-          const c = gate * theta[w + o * l.inFeatures + i];
-          if (c === 0) continue;
-          for (let j = 0; j < d; j++) next[o * d + j] += c * m[i * d + j];
-        }
-      }
-      m = next;
-    }
-    jacobians.set(m, s * C * d);
+  // Row r of every sample's Jacobian: one batched backward pass of the covector e_r.
+  const cov = new Float64Array(fw.n * C);
+  for (let r = 0; r < C; r++) {
+    cov.fill(0);
+    for (let s = 0; s < fw.n; s++) cov[s * C + r] = 1;
+    const g = hostBackToInput(spec, theta, fw, cov);
+    for (let s = 0; s < fw.n; s++) jacobians.set(g.subarray(s * d, (s + 1) * d), (s * C + r) * d);
   }
   return { n: fw.n, outputs: C, features: d, values: fw.z[K - 1], jacobians };
 }

@@ -4,7 +4,12 @@
  * output unit) is w = s v / ||v||_2, with the unnormalized direction v != 0 and the scale s as new
  * parameters; biases (and layers left out) are unchanged.
  *
- * eta layout, per layer k in order: a normalized layer holds v [out, in] row-major, then s [out],
+ * Convolutions: a "row" is one output channel's filter W[o, :, :, :] (in/groups·kh·kw entries), so
+ * w_o = s_o v_o / ||v_o|| with the norm over the whole filter, as torch.nn.utils.weight_norm with
+ * dim=0 does for Conv2d.
+ *
+ * eta layout, per layer k in order: a normalized layer holds v [out, in] row-major (a convolution's
+ * v has the kernel's shape [out, in/groups, kh, kw]), then s [out],
  * then its bias [out] if it has one; a layer left out holds its weight then bias as in theta
  * (src/model.ts). dimEta = dimTheta + (number of normalized units).
  *
@@ -22,7 +27,7 @@
  * arbitrarily sharp (alpha -> 0) and arbitrarily flat (alpha -> infinity) ones.
  */
 import { InputError } from "../errors.ts";
-import { type ModelSpec, parameterLayout, validateSpec } from "../model.ts";
+import { type ModelSpec, parameterLayout, validateSpec, weightShape } from "../model.ts";
 import { type Reparametrization, checkArguments, checkVector } from "./reparametrization.ts";
 
 /** Where one layer's tensors sit in eta (scaleOffset = -1 for a layer left out, biasOffset = -1 without bias). */
@@ -39,9 +44,9 @@ export interface WeightNormLayerLayout {
   thetaWeightOffset: number;
   /** Offset of the bias in theta (-1 without bias). */
   thetaBiasOffset: number;
-  /** Rows: the layer's output units. */
+  /** Rows: the layer's output units (a convolution's output channels). */
   rows: number;
-  /** Columns: the layer's input units. */
+  /** Columns: the layer's input units (a convolution's in/groups·kh·kw filter entries). */
   columns: number;
 }
 
@@ -70,15 +75,20 @@ export class WeightNormalization implements Reparametrization {
     this.dimTheta = theta.dim;
     let offset = 0;
     this.layers = spec.layers.map((l, k) => {
+      // Rows: output units (a convolution's output channels); columns: one unit's incoming weights
+      // (in, or in/groups·kh·kw for a convolution's filter W[o, :, :, :], contiguous in theta).
+      const shape = weightShape(l);
+      const rows = shape[0];
+      const columns = shape.slice(1).reduce((a, b) => a * b, 1);
       const normalized = chosen.has(k);
       const directionOffset = offset;
-      offset += l.outFeatures * l.inFeatures;
+      offset += rows * columns;
       const scaleOffset = normalized ? offset : -1;
-      if (normalized) offset += l.outFeatures;
+      if (normalized) offset += rows;
       const biasOffset = l.bias ? offset : -1;
-      if (l.bias) offset += l.outFeatures;
+      if (l.bias) offset += rows;
       const t = theta.layers[k];
-      return { normalized, directionOffset, scaleOffset, biasOffset, thetaWeightOffset: t.weightOffset, thetaBiasOffset: t.biasOffset, rows: l.outFeatures, columns: l.inFeatures };
+      return { normalized, directionOffset, scaleOffset, biasOffset, thetaWeightOffset: t.weightOffset, thetaBiasOffset: t.biasOffset, rows, columns };
     });
     this.dimEta = offset;
   }

@@ -8,6 +8,7 @@ import { hessianOperator, restrictedOperator } from "../metrics/operator.ts";
 import { relativeFlatness } from "../metrics/relativeFlatness.ts";
 import { lanczosEigenpairs } from "../metrics/spectrum.ts";
 import type { MetricName } from "../metrics/suite.ts";
+import { layerUnits } from "../model.ts";
 import { Rng } from "../random.ts";
 import { inputGradientRankingFlip, standardizationMseRankingChange } from "../reparam/inputDemos.ts";
 import { ReparametrizedObjective } from "../reparam/objective.ts";
@@ -169,7 +170,7 @@ export const invariantMeasures: Claim = {
     });
     // Relative flatness is per layer (Petzka et al.): rescaling the units of hidden layer 0 keeps
     // kappa_0, the layer those units belong to, and changes kappa_1 (see relativeFlatness.ts).
-    const kappa0 = await withObjective(ctx, p.spec, p.data, "mse", [theta, neuronScale(p.spec, theta, 0, randomNeuronFactors(p.spec.layers[0].outFeatures, ctx.seed))], async (f, [a, b]) => {
+    const kappa0 = await withObjective(ctx, p.spec, p.data, "mse", [theta, neuronScale(p.spec, theta, 0, randomNeuronFactors(layerUnits(p.spec.layers[0]), ctx.seed))], async (f, [a, b]) => {
       const before = await relativeFlatness(f, a, { layers: [0] });
       const after = await relativeFlatness(f, b, { layers: [0] });
       return { before: before.layers[0].value, after: after.layers[0].value };

@@ -3,6 +3,9 @@
  * theta_k -> alpha_k theta_k with prod_k alpha_k = 1. By non-negative homogeneity of (leaky) ReLU,
  * phi(alpha z) = alpha phi(z) for alpha > 0, so the network function is unchanged when each bias is
  * scaled by the product of the alphas up to its layer (Appendix B): b_k -> (prod_{j<=k} alpha_j) b_k.
+ * Convolutions are linear maps of their input, so the same holds for them (each kernel scales by
+ * alpha_k); pooling after the activation commutes with a positive scale (max and average pooling
+ * are positively homogeneous).
  * The map is linear and diagonal, T_alpha(theta) = D_alpha theta, so
  *   grad L(T_alpha theta) = D_alpha^{-1} grad L(theta),   H(T_alpha theta) = D_alpha^{-1} H(theta) D_alpha^{-1}.
  */
@@ -23,13 +26,12 @@ export function alphaScaleDiagonal(spec: ModelSpec, alphas: number[], tolerance 
   }
   const layout = parameterLayout(spec);
   const d = new Float64Array(layout.dim);
-  let cumulative = 1;
-  layout.layers.forEach(({ weightOffset, biasOffset }, k) => {
-    cumulative *= alphas[k];
-    const l = spec.layers[k];
-    d.fill(alphas[k], weightOffset, weightOffset + l.inFeatures * l.outFeatures);
-    if (biasOffset >= 0) d.fill(cumulative, biasOffset, biasOffset + l.outFeatures);
-  });
+  const cumulative: number[] = [];
+  alphas.reduce((p, a, k) => (cumulative[k] = p * a), 1);
+  // Weights (linear rows or conv kernels) of layer k scale by alpha_k, its bias by prod_{j<=k} alpha_j.
+  for (const v of layout.views) {
+    d.fill(v.role === "weight" ? alphas[v.layer] : cumulative[v.layer], v.offset, v.offset + v.size);
+  }
   return d;
 }
 

@@ -86,22 +86,22 @@ export function concentratedAlphas(K: number, k: number, a: number): number[] {
   return Array.from({ length: K }, (_, j) => (j === k ? a : Math.exp(-logA / (K - 1))));
 }
 
-/** The 0/1 mask of layer k's weight tensor (not its bias) in the flat layout. */
+/** The 0/1 mask of layer k's weight tensor (a linear matrix or a conv kernel, not its bias) in the flat layout. */
 export function weightMask(spec: ModelSpec, k: number): Float64Array {
   const layout = parameterLayout(spec);
   const mask = new Float64Array(layout.dim);
-  const l = spec.layers[k];
-  mask.fill(1, layout.layers[k].weightOffset, layout.layers[k].weightOffset + l.inFeatures * l.outFeatures);
+  const v = layout.views.find((t) => t.layer === k && t.role === "weight")!;
+  mask.fill(1, v.offset, v.offset + v.size);
   return mask;
 }
 
-/** ||W_k||_2 (Frobenius) of every layer. */
+/** ||W_k||_2 (Frobenius; a convolution's whole kernel) of every layer. */
 export function weightNorms(spec: ModelSpec, theta: Float64Array): number[] {
   const layout = parameterLayout(spec);
-  return spec.layers.map((l, k) => {
-    const o = layout.layers[k].weightOffset;
+  return spec.layers.map((_, k) => {
+    const v = layout.views.find((t) => t.layer === k && t.role === "weight")!;
     let s = 0;
-    for (let i = o; i < o + l.inFeatures * l.outFeatures; i++) s += theta[i] * theta[i];
+    for (let i = v.offset; i < v.offset + v.size; i++) s += theta[i] * theta[i];
     return Math.sqrt(s);
   });
 }

@@ -27,6 +27,9 @@
  * the loss actually reached at theta' + A z (`subspace.reachedValue`), which the tests check
  * converges to the bound as s grows. When p < |R| the block cannot be zeroed inside the subspace
  * and we refuse (the thesis' p = 1 argument only removes one component of W_k).
+ *
+ * Convolutional nets: a conv layer with its kernel zeroed outputs its bias on every pixel whatever
+ * the input, so the net is again constant and the same argument holds (W_k is the whole kernel).
  */
 import { InputError } from "../errors.ts";
 import { parameterLayout } from "../model.ts";
@@ -172,11 +175,12 @@ export async function epsilonSharpnessConstruction<V>(
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed)) throw new InputError(`seed must be an integer, got ${seed}`);
   const layout = parameterLayout(spec);
+  // Entries of layer k's weight (a linear matrix or a whole conv kernel) and bias.
+  const viewSize = (k: number, role: "weight" | "bias") => layout.views.find((v) => v.layer === k && v.role === role)?.size ?? 0;
   const rowsOf = (k: number) => {
-    const l = spec.layers[k];
     const { weightOffset: w, biasOffset: b } = layout.layers[k];
-    const rows = Array.from({ length: l.inFeatures * l.outFeatures }, (_, i) => w + i);
-    if (b >= 0) for (let i = 0; i < l.outFeatures; i++) rows.push(b + i);
+    const rows = Array.from({ length: viewSize(k, "weight") }, (_, i) => w + i);
+    if (b >= 0) for (let i = 0; i < viewSize(k, "bias"); i++) rows.push(b + i);
     return rows;
   };
   const norms = weightNorms(spec, theta);
@@ -189,8 +193,7 @@ export async function epsilonSharpnessConstruction<V>(
       for (let k = 0; k < K; k++) {
         progress?.((0.4 * k) / K, `epsilon construction: loss with layer ${k}'s weights zeroed`);
         const zeroed = Float64Array.from(theta);
-        const l = spec.layers[k];
-        zeroed.fill(0, layout.layers[k].weightOffset, layout.layers[k].weightOffset + l.inFeatures * l.outFeatures);
+        zeroed.fill(0, layout.layers[k].weightOffset, layout.layers[k].weightOffset + viewSize(k, "weight"));
         layerConstantLosses.push(await withVectors(objective, [zeroed], ([z]) => objective.loss(z)));
       }
       const eligible = (k: number) => norms[k] > 0 && (p === undefined || rowsOf(k).length <= p);
@@ -231,7 +234,7 @@ export async function epsilonSharpnessConstruction<V>(
         })();
         const rows = rowsOf(layer);
         const m = rows.length;
-        const wCount = spec.layers[layer].inFeatures * spec.layers[layer].outFeatures;
+        const wCount = viewSize(layer, "weight");
         const target = Float64Array.from(rows, (r, a) => (a < wCount ? -theta[r] : 0)); // W_k -> 0, b_k kept
         // G = A_R A_R^T (m x m), z0 = A_R^T G^-1 target.
         const g = new Float64Array(m * m);
@@ -255,7 +258,7 @@ export async function epsilonSharpnessConstruction<V>(
       const theta2 = applyAlphas(spec, theta, alphas);
       const perturbation = new Float64Array(n);
       const w0 = layout.layers[layer].weightOffset;
-      const wSize = spec.layers[layer].inFeatures * spec.layers[layer].outFeatures;
+      const wSize = viewSize(layer, "weight");
       for (let i = w0; i < w0 + wSize; i++) perturbation[i] = -theta2[i];
       const perturbationNorm = norm2(perturbation);
       progress?.(0.6, "epsilon construction: evaluating the perturbed points");

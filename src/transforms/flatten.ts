@@ -31,6 +31,9 @@
  * w_a > w_b, alpha_a = e^t, alpha_b = e^-t and t = logVolumeGain / (w_a - w_b) gives exactly the gain
  * asked; when every w_k is equal the determinant is 1 for every alpha and we refuse (the sublevel set
  * is still infinite by Theorem 2's union of disjoint T_alpha copies, which no single point shows).
+ *
+ * Both measures use T_alpha alone, so convolutional nets are handled the same way (a conv layer's
+ * weight block is its whole kernel).
  */
 import { InputError } from "../errors.ts";
 import { type ModelSpec, parameterLayout } from "../model.ts";
@@ -102,8 +105,10 @@ export interface FlattenResult {
 /** w_k = n_k + sum_{j >= k} |b_j|: log |det T_alpha| = sum_k w_k log alpha_k. */
 export function volumeWeights(spec: ModelSpec): number[] {
   const layout = parameterLayout(spec);
-  const bias = spec.layers.map((l, k) => (layout.layers[k].biasOffset >= 0 ? l.outFeatures : 0));
-  return spec.layers.map((l, k) => l.inFeatures * l.outFeatures + bias.slice(k).reduce((s, b) => s + b, 0));
+  // n_k and |b_k| from the layout: a conv layer's n_k is its whole kernel, |b_k| its output channels.
+  const viewSize = (k: number, role: "weight" | "bias") => layout.views.find((v) => v.layer === k && v.role === role)?.size ?? 0;
+  const bias = spec.layers.map((_, k) => viewSize(k, "bias"));
+  return spec.layers.map((_, k) => viewSize(k, "weight") + bias.slice(k).reduce((s, b) => s + b, 0));
 }
 
 /** log |det T_alpha| for these alphas. */

@@ -10,11 +10,18 @@
  *   grad L(D theta) = D^-1 grad L(theta),   H(D theta) = D^-1 H(theta) D^-1.
  * (In the paper's convention D_alpha = D^-1: H(T_alpha theta) = D_alpha H D_alpha.)
  *
+ * Convolutions: the units of a conv layer are its output channels. Scaling channel j's filter
+ * W_k[j, :, :, :] and bias b_k[j] by c_j scales its whole feature map by c_j, which survives the
+ * activation and the pooling (max and average pooling are positively homogeneous); the next layer
+ * divides the weights that read channel j by c_j: W_{k+1}[o, j', :, :] for the output channels o of
+ * channel j's group (j' its index within the group) when it is a convolution, the columns of the
+ * flattened channel-j map when it is linear.
+ *
  * Layers are numbered as everywhere in this toolkit: 0-based Linear index k (tensors "2k.weight",
  * "2k.bias"); hidden layers are 0..K-2, layer K-1 is the linear output layer.
  */
 import { InputError, assertFinite } from "../errors.ts";
-import { type ModelSpec, parameterLayout } from "../model.ts";
+import { type ModelSpec, isConv, layerOutputShape, layerUnits, parameterLayout } from "../model.ts";
 import { Rng } from "../random.ts";
 
 /**
@@ -44,11 +51,11 @@ export function checkHiddenLayer(spec: ModelSpec, k: number, what = "neuron-wise
   if (k === K - 1) {
     throw new InputError(
       K === 1
-        ? `${what}: the model has no hidden layer (one Linear layer: a linear model), so there is no hidden unit to rescale`
+        ? `${what}: the model has no hidden layer (one ${isConv(spec.layers[0]) ? "conv2d" : "Linear"} layer: a linear model), so there is no hidden unit to rescale`
         : `${what}: layer ${k} is the linear output layer, which has no hidden units to rescale; hidden layers are 0..${K - 2}`,
     );
   }
-  return spec.layers[k].outFeatures;
+  return layerUnits(spec.layers[k]);
 }
 
 function checkFactors(factors: ArrayLike<number>, count: number, k: number): void {
@@ -77,11 +84,39 @@ export function neuronScaleDiagonal(spec: ModelSpec, k: number, factors: ArrayLi
   const next = spec.layers[k + 1];
   const { weightOffset: w, biasOffset: b } = layout.layers[k];
   const w2 = layout.layers[k + 1].weightOffset;
+  // Unit j's incoming weights: row j of a linear W_k, or filter j (W_k[j, :, :, :]) of a convolution.
+  const fanIn = isConv(l) ? (l.inChannels / l.groups) * l.kernel[0] * l.kernel[1] : l.inFeatures;
   for (let j = 0; j < width; j++) {
     const c = factors[j];
-    d.fill(c, w + j * l.inFeatures, w + (j + 1) * l.inFeatures); // row j of W_k: unit j's incoming weights
+    d.fill(c, w + j * fanIn, w + (j + 1) * fanIn);
     if (b >= 0) d[b + j] = c;
-    for (let o = 0; o < next.outFeatures; o++) d[w2 + o * next.inFeatures + j] = 1 / c; // column j of W_{k+1}
+  }
+  // Unit j's outgoing weights, divided by c_j.
+  if (isConv(next)) {
+    // Channel j is input channel j of the next convolution: it reaches W_{k+1}[o, j mod cg, :, :]
+    // for the output channels o of its group (cg = in/groups input channels per group).
+    const cg = next.inChannels / next.groups;
+    const og = next.outChannels / next.groups;
+    const area = next.kernel[0] * next.kernel[1];
+    for (let j = 0; j < width; j++) {
+      const group = Math.floor(j / cg);
+      for (let o = group * og; o < (group + 1) * og; o++) {
+        const at = w2 + (o * cg + (j % cg)) * area;
+        d.fill(1 / factors[j], at, at + area);
+      }
+    }
+  } else {
+    // A linear W_{k+1} reads layer k's output flattened: a linear layer's unit j is column j; a
+    // convolution's channel j (pooled by max or average, both positively homogeneous, so the pooled
+    // map of channel j scales by c_j too) is the block of columns j·H'·W' .. (j+1)·H'·W' - 1.
+    const shape = layerOutputShape(l);
+    const block = isConv(l) ? shape[1] * shape[2] : 1;
+    for (let j = 0; j < width; j++) {
+      for (let o = 0; o < next.outFeatures; o++) {
+        const at = w2 + o * next.inFeatures + j * block;
+        d.fill(1 / factors[j], at, at + block);
+      }
+    }
   }
   return d;
 }

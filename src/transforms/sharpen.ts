@@ -28,6 +28,9 @@
  * tiny nets (n HVPs, all eigenvalues), or, given `rank`, from Lanczos' top-`rank` Ritz values, which
  * are lower bounds on the true ones, so the guarantee stays sound. The count above M is verified on
  * the new parameters the same way (dense spectrum, or Lanczos with k = the guaranteed count).
+ *
+ * Both use T_alpha alone, so they apply unchanged to convolutional nets (a conv layer's block is its
+ * whole kernel, n_k = out·in/groups·kh·kw).
  */
 import { InputError } from "../errors.ts";
 import { parameterLayout } from "../model.ts";
@@ -265,8 +268,10 @@ export async function sharpenCount<V>(objective: Objective<V>, theta: Float64Arr
   }
   // |S| for each choice of k*, and the best k*.
   const layout = parameterLayout(spec);
-  const biasSize = spec.layers.map((l, k) => (layout.layers[k].biasOffset >= 0 ? l.outFeatures : 0));
-  const unamplifiedFor = spec.layers.map((l, k) => l.inFeatures * l.outFeatures + biasSize.slice(k).reduce((s, b) => s + b, 0));
+  // Weight and bias entries per layer (a conv layer's whole kernel and its per-channel bias).
+  const viewSize = (k: number, role: "weight" | "bias") => layout.views.find((v) => v.layer === k && v.role === role)?.size ?? 0;
+  const biasSize = spec.layers.map((_, k) => viewSize(k, "bias"));
+  const unamplifiedFor = spec.layers.map((_, k) => viewSize(k, "weight") + biasSize.slice(k).reduce((s, b) => s + b, 0));
   const kStar = unamplifiedFor.indexOf(Math.min(...unamplifiedFor));
   const S = unamplifiedFor[kStar];
   const progress = options.onProgress;
