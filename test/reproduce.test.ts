@@ -20,7 +20,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const ctx: ReproduceContext = { backend: cpuBackend() as Backend, seed: 0, quick: true, progress: () => {} };
 
 describe("reproduce claims on the float64 reference", () => {
-  expect(CLAIMS.map((c) => c.id)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+  expect(CLAIMS.map((c) => c.id)).toEqual(Array.from({ length: 17 }, (_, i) => i + 1));
   for (const claim of CLAIMS) {
     it(`claim ${claim.id}: ${claim.claim}`, async () => {
       const r = await claim.run(ctx);
@@ -51,14 +51,14 @@ describe("flatness reproduce --quick on WebGPU", () => {
     const failed = json.claims.filter((c: { pass: boolean }) => !c.pass).map((c: { id: number; measured: string }) => `${c.id}: ${c.measured}`);
     expect(failed, r.stderr.slice(-3000)).toEqual([]);
     expect(r.status).toBe(0);
-    expect(json.claims).toHaveLength(16);
+    expect(json.claims).toHaveLength(17);
     for (const c of json.claims) expect(Object.keys(c).sort()).toEqual(["claim", "expected", "id", "measured", "pass"]);
     expect(r.stderr).toMatch(/claim 15/); // progress on stderr
     const record = JSON.parse(readFileSync(join(dir, "reproduce.json"), "utf8"));
     expect(record.quick).toBe(true);
     expect(record.adapter).toMatch(/\S/);
     const html = readFileSync(join(dir, "report.html"), "utf8");
-    expect(html).toMatch(/16 of 16 claims pass/);
+    expect(html).toMatch(/17 of 17 claims pass/);
     expect((html.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(8);
     expect(existsSync(join(dir, "report.html"))).toBe(true);
   }, 600_000);

@@ -136,27 +136,6 @@ class ConvMap implements LayerMap {
     this.Og = l.outChannels / l.groups;
   }
 
-  /** Calls visit(wIndex, xIndex, zIndex) for every (weight, input, output) triple of the convolution, batch-major. */
-  private forEachProduct(B: number, visit: (wi: number, xi: number, zi: number) => void): void {
-    const { taps, T, P, HW, Cg, Og, inSize, outSize, w } = this;
-    for (let s = 0; s < B; s++) {
-      for (let o = 0; o < this.l.outChannels; o++) {
-        const cBase = Math.floor(o / Og) * Cg;
-        for (let p = 0; p < P; p++) {
-          const zi = s * outSize + o * P + p;
-          for (let cl = 0; cl < Cg; cl++) {
-            const wBase = w + (o * Cg + cl) * T;
-            const xBase = s * inSize + (cBase + cl) * HW;
-            for (let t = 0; t < T; t++) {
-              const cell = taps[p * T + t];
-              if (cell >= 0) visit(wBase + t, xBase + cell, zi);
-            }
-          }
-        }
-      }
-    }
-  }
-
   private withBias(values: Float64Array, B: number): Float64Array {
     const z = new Float64Array(B * this.outSize);
     if (this.b < 0) return z;
@@ -166,26 +145,92 @@ class ConvMap implements LayerMap {
     return z;
   }
 
+  /**
+   * z[zi] += sum over taps of w[wi] x[xi] (+ w2[wi] x2[xi] when given): the forward product and
+   * the tangent's two products, with every (weight, input, output) triple visited batch-major.
+   */
+  private accumulateForward(z: Float64Array, w: Float64Array, x: Float64Array, B: number, w2?: Float64Array, x2?: Float64Array): void {
+    const { taps, T, P, HW, Cg, Og, inSize, outSize } = this;
+    const C = this.l.outChannels;
+    for (let s = 0; s < B; s++) {
+      for (let o = 0; o < C; o++) {
+        const cBase = Math.floor(o / Og) * Cg;
+        for (let p = 0; p < P; p++) {
+          const zi = s * outSize + o * P + p;
+          let acc = z[zi];
+          for (let cl = 0; cl < Cg; cl++) {
+            const wBase = this.w + (o * Cg + cl) * T;
+            const xBase = s * inSize + (cBase + cl) * HW;
+            for (let t = 0; t < T; t++) {
+              const cell = taps[p * T + t];
+              if (cell < 0) continue;
+              acc += w[wBase + t] * x[xBase + cell];
+              if (w2) acc += w2[wBase + t] * x2![xBase + cell];
+            }
+          }
+          z[zi] = acc;
+        }
+      }
+    }
+  }
+
   forward(theta: Float64Array, a: Float64Array, B: number): Float64Array {
     const z = this.withBias(theta, B);
-    this.forEachProduct(B, (wi, xi, zi) => (z[zi] += theta[wi] * a[xi]));
+    this.accumulateForward(z, theta, a, B);
     return z;
   }
 
   tangent(theta: Float64Array, v: Float64Array, a: Float64Array, ra: Float64Array, B: number): Float64Array {
     const rz = this.withBias(v, B);
-    this.forEachProduct(B, (wi, xi, zi) => (rz[zi] += theta[wi] * ra[xi] + v[wi] * a[xi]));
+    this.accumulateForward(rz, theta, ra, B, v, a);
     return rz;
   }
 
   backProject(weights: Float64Array, d: Float64Array, B: number, add?: Float64Array): Float64Array {
     const r = add ? Float64Array.from(add) : new Float64Array(B * this.inSize);
-    this.forEachProduct(B, (wi, xi, zi) => (r[xi] += d[zi] * weights[wi]));
+    const { taps, T, P, HW, Cg, Og, inSize, outSize } = this;
+    const C = this.l.outChannels;
+    for (let s = 0; s < B; s++) {
+      for (let o = 0; o < C; o++) {
+        const cBase = Math.floor(o / Og) * Cg;
+        for (let p = 0; p < P; p++) {
+          const dv = d[s * outSize + o * P + p];
+          if (dv === 0) continue;
+          for (let cl = 0; cl < Cg; cl++) {
+            const wBase = this.w + (o * Cg + cl) * T;
+            const xBase = s * inSize + (cBase + cl) * HW;
+            for (let t = 0; t < T; t++) {
+              const cell = taps[p * T + t];
+              if (cell >= 0) r[xBase + cell] += dv * weights[wBase + t];
+            }
+          }
+        }
+      }
+    }
     return r;
   }
 
   accumulateGradient(d: Float64Array, input: Float64Array, grad: Float64Array, B: number, withBias: boolean): void {
-    this.forEachProduct(B, (wi, xi, zi) => (grad[wi] += d[zi] * input[xi]));
+    const { taps, T, P, HW, Cg, Og, inSize, outSize } = this;
+    const C = this.l.outChannels;
+    for (let o = 0; o < C; o++) {
+      const cBase = Math.floor(o / Og) * Cg;
+      for (let cl = 0; cl < Cg; cl++) {
+        const wBase = this.w + (o * Cg + cl) * T;
+        for (let t = 0; t < T; t++) {
+          let acc = 0;
+          for (let s = 0; s < B; s++) {
+            const dBase = s * outSize + o * P;
+            const xBase = s * inSize + (cBase + cl) * HW;
+            for (let p = 0; p < P; p++) {
+              const cell = taps[p * T + t];
+              if (cell >= 0) acc += d[dBase + p] * input[xBase + cell];
+            }
+          }
+          grad[wBase + t] += acc;
+        }
+      }
+    }
     if (!withBias || this.b < 0) return;
     for (let s = 0; s < B; s++) {
       for (let o = 0; o < this.l.outChannels; o++) {

@@ -8,8 +8,9 @@ import { gradientHessianScaling, notLipschitz, observationalEquivalence, volumeG
 import { epsilonFullSpace, epsilonSubspace, secondOrder, sharpenTheorem4, sharpenTheorem5, traceFollows } from "./claimsHessian.ts";
 import { criticalPoint, inputRepresentation, invariantMeasures, radialFlip, weightNormalization } from "./claimsReparam.ts";
 import { keskarExperiment } from "./claimKeskar.ts";
+import { keskarMnistExperiment } from "./claimKeskarMnist.ts";
 
-/** The claims of Dinh et al. 2017 that `flatness reproduce` checks, in report order: T_alpha's observational equivalence and its effect on gradient, Hessian and volume (Theorems 2 and 3), Theorems 4 and 5, the ε-sharpness constructions (section 4.3), the reparametrizations (section 5), Keskar et al.'s experiment and the invariant measures. */
+/** The claims of Dinh et al. 2017 that `flatness reproduce` checks, in report order: T_alpha's observational equivalence and its effect on gradient, Hessian and volume (Theorems 2 and 3), Theorems 4 and 5, the ε-sharpness constructions (section 4.3), the reparametrizations (section 5), Keskar et al.'s experiment, the invariant measures, and Keskar et al.'s experiment on real digits with a CNN. */
 export const CLAIMS: Claim[] = [
   observationalEquivalence,
   gradientHessianScaling,
@@ -27,6 +28,7 @@ export const CLAIMS: Claim[] = [
   inputRepresentation,
   keskarExperiment,
   invariantMeasures,
+  keskarMnistExperiment,
 ];
 
 /** Options of runClaims. */
