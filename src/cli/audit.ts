@@ -10,7 +10,7 @@ import { auditSvg, formatAudit } from "../audit/report.ts";
 import { AUDIT_TRANSFORM_NAMES, AUDIT_TRANSFORMS, type AuditTransformName, DEFAULT_AUDIT_TRANSFORMS } from "../audit/transforms.ts";
 import { parseMetricList } from "../metrics/suite.ts";
 import { BACKEND_ARGS, BACKEND_HELP, numberOption, progressPrinter, withCliBackend } from "./engine.ts";
-import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
+import { loadDataset, loadModel, MODEL_DATA_ARGS, MODEL_DATA_HELP, parseActivation, parseLoss } from "./load.ts";
 
 export const AUDIT_HELP = `flatness audit: which flatness measures move under function-preserving transforms and
 reparametrizations, beside proof that the function did not change (Dinh et al., ICML 2017)
@@ -32,6 +32,7 @@ ${Object.entries(AUDIT_TRANSFORMS).map(([name, about]) => `                     
   --seed N             seed of every stochastic metric and of the neuron factors (default 0)
   --json               print the whole report as one JSON object
   --plot FILE.svg      write a heat map of log10(after / before), metric x transform
+${MODEL_DATA_HELP}
 ${BACKEND_HELP}
   --quiet              no progress on stderr
   -h, --help           this help
@@ -64,7 +65,7 @@ export async function runAudit(argv: string[], out: (s: string) => void, err: (s
       transforms: { type: "string" }, metrics: { type: "string" }, factor: { type: "string" }, tolerance: { type: "string" },
       "top-k": { type: "string" }, "trace-samples": { type: "string" }, epsilon: { type: "string" }, rho: { type: "string" },
       "volume-epsilon": { type: "string" }, "volume-rays": { type: "string" }, seed: { type: "string" },
-      json: { type: "boolean" }, plot: { type: "string" }, ...BACKEND_ARGS, quiet: { type: "boolean" },
+      json: { type: "boolean" }, plot: { type: "string" }, ...BACKEND_ARGS, ...MODEL_DATA_ARGS, quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -77,8 +78,8 @@ export async function runAudit(argv: string[], out: (s: string) => void, err: (s
   const transforms = parseTransforms(values.transforms);
   const metrics = values.metrics ? parseMetricList(values.metrics) : [...DEFAULT_AUDIT_METRICS];
   if (values.plot !== undefined && !/\.svg$/i.test(values.plot)) throw new InputError(`--plot writes SVG: give a path ending in .svg, got ${values.plot}`);
-  const loaded = await loadModel(values.model, parseActivation(values.activation, values["negative-slope"]));
-  const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"]);
+  const loaded = await loadModel(values.model, parseActivation(values.activation, values["negative-slope"]), values.architecture);
+  const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"], values);
   const base = { spec: loaded.model.spec, theta: loaded.model.theta, data, loss };
   if (!values.quiet) err(`model ${values.model}: ${base.theta.length} parameters; ${data.n} samples; transforms ${transforms.join(", ")}`);
   const report = await withCliBackend(values, values.quiet ? null : err, (backend) =>

@@ -8,7 +8,7 @@ import { checkModelOutputPath, readParameterVector, writeParameterVector } from 
 import { InputError } from "../errors.ts";
 import type { Objective } from "../objective.ts";
 import { BACKEND_ARGS, BACKEND_HELP, withCliBackend } from "./engine.ts";
-import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
+import { loadDataset, loadModel, MODEL_DATA_ARGS, MODEL_DATA_HELP, parseActivation, parseLoss } from "./load.ts";
 import { describeModel } from "./measure.ts";
 
 export const HVP_HELP = `flatness hvp: an exact Hessian-vector product H v and the gradient of a model's loss
@@ -28,6 +28,7 @@ Options:
   --grad-out G       also write the gradient there
   --activation A     relu or leaky_relu, when the model file does not say (default relu)
   --negative-slope S slope of leaky_relu (default 0.01)
+${MODEL_DATA_HELP}
 ${BACKEND_HELP}
   --json             print {"loss", "gradientNorm", "vHv"} to stdout
   -h, --help         this help
@@ -42,7 +43,7 @@ export async function runHvp(argv: string[], out: (s: string) => void, err: (s: 
     options: {
       model: { type: "string" }, data: { type: "string" }, labels: { type: "string" }, loss: { type: "string" },
       vector: { type: "string" }, out: { type: "string" }, "grad-out": { type: "string" }, activation: { type: "string" },
-      "negative-slope": { type: "string" }, "label-column": { type: "string" }, ...BACKEND_ARGS, json: { type: "boolean" },
+      "negative-slope": { type: "string" }, "label-column": { type: "string" }, ...BACKEND_ARGS, ...MODEL_DATA_ARGS, json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -56,8 +57,8 @@ export async function runHvp(argv: string[], out: (s: string) => void, err: (s: 
   if (!values.out) throw new InputError("--out is required (where to write H v)");
   checkModelOutputPath(values.out, "--out");
   if (values["grad-out"]) checkModelOutputPath(values["grad-out"], "--grad-out");
-  const loaded = await loadModel(values.model, parseActivation(values.activation, values["negative-slope"]));
-  const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"]);
+  const loaded = await loadModel(values.model, parseActivation(values.activation, values["negative-slope"]), values.architecture);
+  const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"], values);
   const v = readParameterVector(await readFileBytes(values.vector), values.vector, loaded);
   err(`model ${values.model}: ${describeModel(loaded.model.spec)}, ${v.length} parameters; ${data.n} samples`);
 

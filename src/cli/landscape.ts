@@ -15,7 +15,7 @@ import { contourSvg, lineSvg } from "../landscape/plot.ts";
 import { type Axis, checkAxis, sliceCsv } from "../landscape/slice.ts";
 import { BACKEND_ARGS, BACKEND_HELP, numberOption, withCliBackend } from "./engine.ts";
 import { formatNumber, table } from "./format.ts";
-import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
+import { loadDataset, loadModel, MODEL_DATA_ARGS, MODEL_DATA_HELP, parseActivation, parseLoss } from "./load.ts";
 import { describeModel } from "./measure.ts";
 
 export const LANDSCAPE_HELP = `flatness landscape: 1-D and 2-D loss slices around a model, as CSV/JSON and an SVG plot
@@ -59,6 +59,7 @@ Output:
   --plot F             write an SVG: a line plot (1-D) or a heat map with contours (2-D)
   --json               print one JSON object: center, min, max, axes a and b, values (1-D by a;
                        2-D row-major [b][a]), orbitValues (1-D alpha), directionInfo, evaluation
+${MODEL_DATA_HELP}
 ${BACKEND_HELP} (cpu: one point at a time)
   --batch P            points per batched GPU pass at most (default: what the device memory allows)
   --quiet              no progress on stderr
@@ -156,7 +157,7 @@ export async function runLandscape(argv: string[], out: (s: string) => void, err
     args: joinNegativeValues(argv),
     options: {
       ...Object.fromEntries(STRING_OPTIONS.map((name) => [name, { type: "string" as const }])),
-      json: { type: "boolean" }, ...BACKEND_ARGS, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      json: { type: "boolean" }, ...BACKEND_ARGS, ...MODEL_DATA_ARGS, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
     strict: true,
   }) as { values: Record<string, string | boolean | undefined> };
@@ -192,8 +193,8 @@ export async function runLandscape(argv: string[], out: (s: string) => void, err
   if (plotPath !== undefined && !/\.svg$/i.test(plotPath)) throw new InputError(`--plot ${plotPath}: the plot is written as .svg`);
   const log = values.quiet ? () => {} : err;
 
-  const loaded = await loadModel(v("model"), parseActivation(v("activation"), v("negative-slope")));
-  const data = await loadDataset(v("data"), v("labels"), loss, loaded, v("label-column"));
+  const loaded = await loadModel(v("model"), parseActivation(v("activation"), v("negative-slope")), v("architecture"));
+  const data = await loadDataset(v("data"), v("labels"), loss, loaded, v("label-column"), { dataset: v("dataset"), "dataset-samples": v("dataset-samples"), "dataset-seed": v("dataset-seed"), split: v("split") });
   const spec: ModelSpec = loaded.model.spec;
   const theta = loaded.model.theta;
   const points = axes.reduce((p, a) => p * a.steps, 1);

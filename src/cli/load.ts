@@ -1,6 +1,9 @@
 /** Loading a model and a dataset from the files named on the command line. */
-import type { Dataset } from "../data.ts";
+import { type Dataset, validateDataset } from "../data.ts";
 import { InputError } from "../errors.ts";
+import { IMAGE_DATASETS, isImageDatasetName } from "../imageDatasets.ts";
+import { readFileBytes } from "../io/files.ts";
+import { loadImageSplit } from "../io/imageDatasets.ts";
 import { loadDatasetFiles, loadModelFile } from "../io/load.ts";
 import type { LoadedModel } from "../io/modelFile.ts";
 import { type Activation, type LossKind, LOSS_KINDS } from "../model.ts";
@@ -23,9 +26,70 @@ export function parseActivation(name: string | undefined, slope: string | undefi
   throw new InputError(`--activation ${name} is not supported: use relu or leaky_relu`);
 }
 
-export async function loadModel(path: string | undefined, activation?: Activation): Promise<LoadedModel> {
+/**
+ * The options of every command that reads a model and a dataset, besides --model, --data and
+ * --labels: the architecture of a bare safetensors state dict, and the built-in image datasets.
+ */
+export const MODEL_DATA_ARGS = {
+  architecture: { type: "string" },
+  dataset: { type: "string" },
+  "dataset-samples": { type: "string" },
+  "dataset-seed": { type: "string" },
+  split: { type: "string" },
+} as const;
+
+/** Help lines of MODEL_DATA_ARGS. */
+export const MODEL_DATA_HELP = `  --architecture A     the architecture of a safetensors state dict whose metadata has none: a JSON
+                       file {"input": [C, H, W], "modules": [...]} (docs/model-format.md)
+  --dataset D          built-in images instead of --data/--labels: ${IMAGE_DATASETS.join(" or ")} (loss ce), split
+                       as \`flatness train --dataset D\` splits them: --dataset-samples N (default 1000, as
+                       train), --dataset-seed S (train's --seed, default 0), --split train|test (default train)`;
+
+/** The values MODEL_DATA_ARGS parse to. */
+export interface ModelDataValues {
+  architecture?: string;
+  dataset?: string;
+  "dataset-samples"?: string;
+  "dataset-seed"?: string;
+  split?: string;
+}
+
+export async function loadModel(path: string | undefined, activation?: Activation, architecturePath?: string): Promise<LoadedModel> {
   if (!path) throw new InputError("--model is required (a .safetensors, .json or .onnx model file)");
-  return await loadModelFile(path, activation ? { activation } : undefined);
+  const architecture = architecturePath === undefined ? undefined : new TextDecoder().decode(await readFileBytes(architecturePath));
+  return await loadModelFile(path, { ...(activation ? { activation } : {}), ...(architecture !== undefined ? { architecture } : {}) });
+}
+
+function nonNegativeInteger(name: string, value: string | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !(n >= min)) throw new InputError(`--${name} must be an integer >= ${min}, got '${value}'`);
+  return n;
+}
+
+/**
+ * A built-in image dataset's train or test part, exactly as \`flatness train --dataset\` makes it
+ * (same samples, seed and split), checked against the model; null when --dataset is not given.
+ */
+export async function loadBuiltinImages(values: ModelDataValues, loss: LossKind, model: LoadedModel, dataPath: string | undefined): Promise<Dataset | null> {
+  const name = values.dataset;
+  if (name === undefined) {
+    for (const key of ["dataset-samples", "dataset-seed", "split"] as const) {
+      if (values[key] !== undefined) throw new InputError(`--${key} goes with --dataset`);
+    }
+    return null;
+  }
+  if (!isImageDatasetName(name)) throw new InputError(`--dataset ${name}: use ${IMAGE_DATASETS.join(" or ")}`);
+  if (dataPath !== undefined) throw new InputError("--dataset and --data exclude each other");
+  if (loss !== "ce") throw new InputError(`--dataset ${name} has class labels: use --loss ce, not ${loss}`);
+  const split = values.split ?? "train";
+  if (split !== "train" && split !== "test") throw new InputError(`--split must be train or test, got '${split}'`);
+  const samples = nonNegativeInteger("dataset-samples", values["dataset-samples"], 1000, 1);
+  const seed = nonNegativeInteger("dataset-seed", values["dataset-seed"], 0, 0);
+  const { split: parts } = await loadImageSplit(name, { samples, seed });
+  const data = split === "train" ? parts.train : parts.test;
+  validateDataset(model.model.spec, data, loss);
+  return data;
 }
 
 /**
@@ -38,8 +102,14 @@ export async function loadDataset(
   loss: LossKind,
   model: LoadedModel,
   labelColumn?: string,
+  builtin: ModelDataValues = {},
 ): Promise<Dataset> {
-  if (!dataPath) throw new InputError("--data is required (.npy of shape [N, features], or .csv)");
+  const images = await loadBuiltinImages(builtin, loss, model, dataPath);
+  if (images) {
+    if (labelsPath !== undefined || labelColumn !== undefined) throw new InputError("--dataset brings its labels: drop --labels / --label-column");
+    return images;
+  }
+  if (!dataPath) throw new InputError(`--data is required (.npy of shape [N, features] or [N, C, H, W], or .csv), or --dataset ${IMAGE_DATASETS.join("|")}`);
   if (!labelsPath && !/\.csv$/i.test(dataPath)) {
     throw new InputError(`--labels is required with ${dataPath} (a .npy of ${loss === "mse" ? "float targets [N, outputs]" : "integer labels [N]"})`);
   }

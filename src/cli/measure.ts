@@ -11,7 +11,7 @@ import { type Objective, withVectors } from "../objective.ts";
 import { METRICS, type MeasureOptions, type MeasureReport, measureMetrics, parseMetricList } from "../metrics/suite.ts";
 import { formatNumber, table } from "./format.ts";
 import { BACKEND_ARGS, BACKEND_HELP, numberOption, progressPrinter, withCliBackend } from "./engine.ts";
-import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
+import { loadDataset, loadModel, MODEL_DATA_ARGS, MODEL_DATA_HELP, parseActivation, parseLoss } from "./load.ts";
 
 export const MEASURE_HELP = `flatness measure: flatness and sharpness metrics of a model's loss over a dataset
 
@@ -44,6 +44,7 @@ ${Object.entries(METRICS).map(([name, m]) => `                         ${name.pa
 Output:
   --json               one JSON object: loss, gradientNorm, topEigenvalues (descending),
                        trace {estimate, stderr}, and one key per further metric; each with its cost
+${MODEL_DATA_HELP}
 ${BACKEND_HELP}
   --quiet              no progress on stderr
   -h, --help           this help
@@ -63,7 +64,7 @@ export async function runMeasure(argv: string[], out: (s: string) => void, err: 
       "density-steps": { type: "string" }, layers: { type: "string" }, epsilon: { type: "string" },
       "volume-epsilon": { type: "string" }, "volume-rays": { type: "string" }, rho: { type: "string" },
       "sam-rho": { type: "string" }, m: { type: "string" }, "subspace-dim": { type: "string" }, seed: { type: "string" },
-      json: { type: "boolean" }, ...BACKEND_ARGS, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      json: { type: "boolean" }, ...BACKEND_ARGS, ...MODEL_DATA_ARGS, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
@@ -94,8 +95,8 @@ export async function runMeasure(argv: string[], out: (s: string) => void, err: 
     subspaceDim: numberOption("subspace-dim", values["subspace-dim"]),
     onProgress: values.quiet ? undefined : progressPrinter(err),
   };
-  const loaded = await loadModel(values.model, parseActivation(values.activation, values["negative-slope"]));
-  const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"]);
+  const loaded = await loadModel(values.model, parseActivation(values.activation, values["negative-slope"]), values.architecture);
+  const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"], values);
   const spec = loaded.model.spec;
   const theta = loaded.model.theta;
   if (!values.quiet) err(`model ${values.model}: ${theta.length} parameters; ${data.n} samples; metrics ${metrics.join(", ")}`);

@@ -26,7 +26,7 @@ import {
 import { checkHiddenLayer, neuronScale, randomNeuronFactors } from "../transforms/neuronScale.ts";
 import { BACKEND_ARGS, BACKEND_HELP, withCliBackend } from "./engine.ts";
 import { formatNumber } from "./format.ts";
-import { loadDataset, loadModel, parseActivation, parseLoss } from "./load.ts";
+import { loadDataset, loadModel, MODEL_DATA_ARGS, MODEL_DATA_HELP, parseActivation, parseLoss } from "./load.ts";
 
 const SUBCOMMANDS = ["alpha", "neuron", "sharpen", "sharpen-count", "flatten", "eps-construction"] as const;
 type Subcommand = typeof SUBCOMMANDS[number];
@@ -42,7 +42,8 @@ const OUTPUT = `Output:
   --json               print one JSON object instead of text
   --quiet              no progress on stderr
   -h, --help           this help`;
-const ENGINE = `${BACKEND_HELP}
+const ENGINE = `${MODEL_DATA_HELP}
+${BACKEND_HELP}
   --seed N             seed of the Lanczos start vectors (default 0)
   --lanczos-steps S    Lanczos steps per eigenvalue estimate (default 42)`;
 
@@ -181,7 +182,7 @@ const OPTIONS = {
   model: { type: "string" }, out: { type: "string" }, activation: { type: "string" }, "negative-slope": { type: "string" },
   data: { type: "string" }, labels: { type: "string" }, loss: { type: "string" }, "label-column": { type: "string" },
   json: { type: "boolean" }, quiet: { type: "boolean" }, help: { type: "boolean", short: "h" },
-  ...BACKEND_ARGS, seed: { type: "string" }, "lanczos-steps": { type: "string" },
+  ...BACKEND_ARGS, ...MODEL_DATA_ARGS, seed: { type: "string" }, "lanczos-steps": { type: "string" },
   alphas: { type: "string" }, layer: { type: "string" }, factors: { type: "string" }, spread: { type: "string" },
   "min-top-eigenvalue": { type: "string" }, threshold: { type: "string" }, rank: { type: "string" }, "max-dense": { type: "string" },
   "max-top-eigenvalue": { type: "string" }, refine: { type: "string" }, measure: { type: "string" }, "log-volume-gain": { type: "string" },
@@ -301,7 +302,7 @@ export async function runTransform(argv: string[], out: (s: string) => void, err
     }
   }
   if (!values.out) throw new InputError("--out is required (where to write the new model)");
-  const loaded = await loadModel(values.model, parseActivation(values.activation, values["negative-slope"]));
+  const loaded = await loadModel(values.model, parseActivation(values.activation, values["negative-slope"]), values.architecture);
   const spec = loaded.model.spec;
   const theta = loaded.model.theta;
   const say = values.quiet ? () => {} : err;
@@ -351,7 +352,7 @@ async function runExact(command: "alpha" | "neuron", values: Values, loaded: Loa
   let what: string;
   if (values.data !== undefined) {
     const loss = parseLoss(values.loss);
-    const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"]);
+    const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"], values);
     objective = new ReferenceObjective(spec, data, loss);
     what = `samples of ${values.data}`;
     summary.baseLoss = await objective.loss(theta);
@@ -412,7 +413,7 @@ async function runConstruction(command: Exclude<Subcommand, "alpha" | "neuron">,
   const spec = loaded.model.spec;
   const theta = loaded.model.theta;
   const loss = parseLoss(values.loss);
-  const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"]);
+  const data = await loadDataset(values.data, values.labels, loss, loaded, values["label-column"], values);
   const seed = parseInteger("seed", values.seed, 0);
   const lanczos = {
     seed,
