@@ -26,17 +26,30 @@
 // ---- models, parameters, data -------------------------------------------------------------------
 export {
   type Activation,
+  type Conv2dLayerSpec,
+  convOutputShape,
+  inputWidth,
+  isConv,
+  isMlp,
   type LayerSpec,
+  layerOutputShape,
+  type LinearLayerSpec,
   LOSS_KINDS,
   type LossKind,
+  type MlpSpec,
   mlpSpec,
   type Model,
   type ModelSpec,
+  moduleIndices,
+  outputWidth,
+  type Pair,
   parameterLayout,
   type ParameterLayout,
+  type Pool2dSpec,
   type TensorView,
   validateSpec,
 } from "./model.ts";
+export { type Architecture, architectureOf, formatArchitecture, type ModuleSpec, parseArchitecture, specFromArchitecture } from "./architecture.ts";
 export { initParameters, randomDataset } from "./init.ts";
 export { type Dataset, subsetDataset, validateDataset } from "./data.ts";
 export {
@@ -52,6 +65,8 @@ export {
   twoSpirals,
 } from "./datasets.ts";
 export type { MixtureOptions, SpiralOptions, TeacherOptions } from "./datasets.ts";
+export { IMAGE_DATASETS, type ImageDatasetName } from "./imageDatasets.ts";
+export { type FashionMnistPart, loadImageDataset, type LoadImageDatasetOptions, loadImageSplit } from "./io/imageDatasets.ts";
 
 // ---- files: safetensors, ONNX, JSON, npy, CSV ---------------------------------------------------
 export { loadDatasetFiles, loadModelFile } from "./io/load.ts";

