@@ -27,6 +27,11 @@ export interface ReproduceContext {
   quick: boolean;
   /** Reports what the claim is doing (one line). */
   progress: (message: string) => void;
+  /**
+   * A negative control's id (one of the running claim's `controls`): the claim runs with that one
+   * ingredient deliberately broken, and must then FAIL. Absent on the real run.
+   */
+  control?: string;
 }
 
 /** True on an f32 backend: identities are checked to f32 rounding. */
@@ -48,12 +53,26 @@ export interface ClaimOutcome {
   plots?: PlotSpec[];
 }
 
+/**
+ * A negative control of a claim: the same check with one ingredient deliberately wrong (a T_alpha
+ * that scales biases wrongly, an HVP without its cross-layer terms, a Lanczos that stops early, a
+ * perturbation that leaves the ball, ...). A verdict earns its PASS only if every control makes it FAIL.
+ */
+export interface NegativeControl {
+  /** Short id, passed as ReproduceContext.control (e.g. "gauss-newton"). */
+  id: string;
+  /** The broken ingredient, in one sentence. */
+  breaks: string;
+}
+
 /** One checkable claim of Dinh et al. 2017 (a theorem, definition or section's statement) and the experiment that checks it. */
 export interface Claim {
   /** The claim's number (1-based, its position in CLAIMS). */
   id: number;
   /** The claim, in one sentence. */
   claim: string;
+  /** Its negative controls (at least one): run with ctx.control set to each id, the claim must fail. */
+  controls?: NegativeControl[];
   /** Runs the check on `ctx`'s backend and seed. */
   run(ctx: ReproduceContext): Promise<ClaimOutcome>;
 }
