@@ -1,79 +1,105 @@
 // conv2d_forward.wgsl: direct 2-D convolution (PyTorch Conv2d, zero padding, stride, dilation,
 // groups) with gemm.wgsl's fused epilogue, batched over `batch` (HVP directions):
 //   Out[b][s, o, y, x] = mask'( sum_{c in group(o), i, j} W[b][o, c, i, j] X[b][s, c, y sh - ph + i dh, x sw - pw + j dw]
+//                               (+ sum ... W2[b][o, c, i, j] X2[b][s, c, ...])   (CONV_PAIR)
 //                               (+ Out_old) (+ Bias[b][o]) ),   mask'(v) = v phi'(Mask[b][s, o, y, x])
-// Forward pass z = conv(a; W) + b (batch 1), and the tangent Rz = conv(a; V) + c, then
-// += conv(Ra; W) with the phi'(z) mask (batch = directions, W or X broadcast by stride 0).
-// Bindings: 0 X (read), 1 W (read), 2 Bias (read), 3 Mask (read), 4 Out (read_write),
-//           5 params (uniform ConvParams, include/conv_common.wgsl;
-//           count = batch*rows*groups*ceil(outC/groups/OB)*outH*outW threads).
-// The (i, j, c) loop runs in a fixed order for every output (deterministic).
+// Forward pass z = conv(a; W) + b (batch 1), and the tangent Rz = conv(a; V) + c + conv(Ra; W)
+// with the phi'(z) mask in one pass (batch = directions, CONV_PAIR, W or X broadcast by stride 0).
+// Bindings: 0 X (read), 1 W (read), 2 Bias (read), 3 Mask (read), 4 X2 (read), 5 W2 (read),
+//           6 Out (read_write), 7 params (uniform ConvParams, include/conv_common.wgsl;
+//           count = rows*outH*ceil(outW/PX) threads, spatialGroups = ceil(count / 256); the dispatch has
+//           spatialGroups * batch * groups * ceil(outC/groups/OB) workgroups, DispatchBuilder.linearGroups).
+// Each thread computes a register tile of OB output channels x PX consecutive output columns: per
+// tap, OB weight and PX input loads feed OB*PX multiply-adds (lavapipe gathers every load, even a
+// workgroup-uniform one inside a loop, so loads per multiply-add are what counts). Each workgroup
+// takes 256 consecutive tiles (lanes) of one channel block of one direction; a last partial channel
+// block clamps its channel and does not store it, columns past outW are not stored.
+// The (c, i, j) loop runs in a fixed order for every output (deterministic).
 // CPU twin: the conv2d map of src/reference/layerMaps.ts (forward), as ReferenceObjective's forward
 // and tangent passes use it.
 
-// #include "elementwise.wgsl"
 // #include "conv_common.wgsl"
 
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 @group(0) @binding(2) var<storage, read> Bias: array<f32>;
 @group(0) @binding(3) var<storage, read> Mask: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Out: array<f32>;
-@group(0) @binding(5) var<uniform> p: ConvParams;
+@group(0) @binding(4) var<storage, read> X2: array<f32>;
+@group(0) @binding(5) var<storage, read> W2: array<f32>;
+@group(0) @binding(6) var<storage, read_write> Out: array<f32>;
+@group(0) @binding(7) var<uniform> p: ConvParams;
 
-// Each thread computes OB consecutive output channels of one group at one (sample, y, x), so every
-// input value it loads serves OB products (register blocking, as gemm.wgsl; a last partial block
-// clamps its channel to the group's last and does not store the duplicates).
-const OB: u32 = 4u;
+const OB: u32 = 8u;
+const PX: u32 = 4u;
 
-@compute @workgroup_size(ELEMENTWISE_GROUP)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let t = elementIndex(gid, groups);
-  if (t >= p.count) {
-    return;
-  }
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let wl = linearGroup(wid, groups);
   let cpg = p.inC / p.groups;
   let opg = p.outC / p.groups;
   let blocks = (opg + OB - 1u) / OB;
-  let ox = t % p.outW;
-  var r = t / p.outW;
-  let oy = r % p.outH;
-  r = r / p.outH;
+  var r = wl / p.spatialGroups;
   let blk = r % (blocks * p.groups);
-  r = r / (blocks * p.groups);
-  let s = r % p.rows;
-  let b = r / p.rows;
+  let b = r / (blocks * p.groups);
+  let t = (wl % p.spatialGroups) * 256u + lid.x;
+  if (b >= p.batch || t >= p.count) {
+    return;
+  }
+  let xBlocks = (p.outW + PX - 1u) / PX;
+  let ox0 = (t % xBlocks) * PX;
+  r = t / xBlocks;
+  let oy = r % p.outH;
+  let s = r / p.outH;
   let g = blk / blocks;
   let first = (blk % blocks) * OB;
   let valid = min(OB, opg - first);
   let o0 = g * opg + first;
   let inPlane = p.inH * p.inW;
-  let xBase = p.offX + b * p.sXb + (s * p.inC + g * cpg) * inPlane;
   let taps = p.kh * p.kw;
-  var wBase: array<u32, OB>;
-  for (var q = 0u; q < OB; q++) {
-    wBase[q] = p.offW + b * p.sWb + (o0 + min(q, valid - 1u)) * cpg * taps;
-  }
+  let wStride = cpg * taps;
   let y0 = i32(oy * p.sh) - i32(p.ph);
-  let x0 = i32(ox * p.sw) - i32(p.pw);
-  var acc: array<f32, OB>;
-  for (var i = 0u; i < p.kh; i++) {
-    let iy = y0 + i32(i * p.dh);
-    if (iy < 0 || iy >= i32(p.inH)) {
-      continue;
+  let x0 = i32(ox0 * p.sw) - i32(p.pw);
+  let xValid = min(PX, p.outW - ox0);
+  var acc: array<f32, 32>; // [OB][PX]
+  for (var half = 0u; half < 2u; half++) {
+    if (half == 1u && (p.flags & CONV_PAIR) == 0u) {
+      break;
     }
-    for (var j = 0u; j < p.kw; j++) {
-      let ix = x0 + i32(j * p.dw);
-      if (ix < 0 || ix >= i32(p.inW)) {
-        continue;
-      }
-      let xCell = xBase + u32(iy) * p.inW + u32(ix);
-      let tap = i * p.kw + j;
-      for (var c = 0u; c < cpg; c++) {
-        let xv = X[xCell + c * inPlane];
-        let wc = c * taps + tap;
-        for (var q = 0u; q < OB; q++) {
-          acc[q] = fma(W[wBase[q] + wc], xv, acc[q]);
+    let xBase = select(p.offX + b * p.sXb, p.off2a + b * p.s2a, half == 1u) + (s * p.inC + g * cpg) * inPlane;
+    let wBase = select(p.offW + b * p.sWb, p.off2b + b * p.s2b, half == 1u) + o0 * wStride;
+    for (var c = 0u; c < cpg; c++) {
+      for (var i = 0u; i < p.kh; i++) {
+        let iy = y0 + i32(i * p.dh);
+        let rowOk = iy >= 0 && iy < i32(p.inH);
+        let xRow = xBase + c * inPlane + u32(max(iy, 0)) * p.inW;
+        for (var j = 0u; j < p.kw; j++) {
+          let wi = wBase + c * taps + i * p.kw + j;
+          var xv: array<f32, PX>;
+          var wv: array<f32, OB>;
+          if (half == 0u) {
+            for (var u = 0u; u < PX; u++) {
+              let ix = x0 + i32(u * p.sw + j * p.dw);
+              let ok = rowOk && u < xValid && ix >= 0 && ix < i32(p.inW);
+              xv[u] = select(0.0, X[select(0u, xRow + u32(ix), ok)], ok);
+            }
+            for (var q = 0u; q < OB; q++) {
+              wv[q] = W[wi + min(q, valid - 1u) * wStride];
+            }
+          } else {
+            for (var u = 0u; u < PX; u++) {
+              let ix = x0 + i32(u * p.sw + j * p.dw);
+              let ok = rowOk && u < xValid && ix >= 0 && ix < i32(p.inW);
+              xv[u] = select(0.0, X2[select(0u, xRow + u32(ix), ok)], ok);
+            }
+            for (var q = 0u; q < OB; q++) {
+              wv[q] = W2[wi + min(q, valid - 1u) * wStride];
+            }
+          }
+          for (var q = 0u; q < OB; q++) {
+            for (var u = 0u; u < PX; u++) {
+              acc[q * PX + u] = fma(wv[q], xv[u], acc[q * PX + u]);
+            }
+          }
         }
       }
     }
@@ -81,18 +107,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let plane = p.outH * p.outW;
   for (var q = 0u; q < valid; q++) {
     let o = o0 + q;
-    let e = (s * p.outC + o) * plane + oy * p.outW + ox;
-    let oi = p.offOut + b * p.sOutB + e;
-    var v = acc[q];
-    if ((p.flags & CONV_ACCUMULATE) != 0u) {
-      v += Out[oi];
+    for (var u = 0u; u < xValid; u++) {
+      let e = (s * p.outC + o) * plane + oy * p.outW + ox0 + u;
+      let oi = p.offOut + b * p.sOutB + e;
+      var v = acc[q * PX + u];
+      if ((p.flags & CONV_ACCUMULATE) != 0u) {
+        v += Out[oi];
+      }
+      if ((p.flags & CONV_BIAS) != 0u) {
+        v += Bias[p.offBias + b * p.sBiasB + o];
+      }
+      if ((p.flags & CONV_MASK) != 0u) {
+        v = maskedBy(v, Mask[p.offMask + b * p.sMaskB + e], p.slope);
+      }
+      Out[oi] = v;
     }
-    if ((p.flags & CONV_BIAS) != 0u) {
-      v += Bias[p.offBias + b * p.sBiasB + o];
-    }
-    if ((p.flags & CONV_MASK) != 0u) {
-      v = maskedBy(v, Mask[p.offMask + b * p.sMaskB + e], p.slope);
-    }
-    Out[oi] = v;
   }
 }

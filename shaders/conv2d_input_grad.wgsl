@@ -1,85 +1,106 @@
 // conv2d_input_grad.wgsl: the transpose of conv2d_forward.wgsl in its input (a transposed
 // convolution), in gather form (each input cell sums what it fed, no atomics), with the epilogue:
 //   Out[b][s, c, y, x] = mask'( sum_{o in group(c), i, j : y = oy sh - ph + i dh, x = ox sw - pw + j dw}
-//                               W[b][o, c - g cpg, i, j] D[b][s, o, oy, ox]  (+ Out_old) ),
+//                               W[b][o, c - g cpg, i, j] D[b][s, o, oy, ox]
+//                               (+ the same sum of W2[b] D2[b])   (CONV_PAIR)   (+ Out_old) ),
 //   mask'(v) = v phi'(Mask[b][s, c, y, x])
 // Backward pass delta_{k-1} = phi'(z_{k-1}) ⊙ L^T(delta_k; W) (or into a scratch buffer that
-// pool2d_backward.wgsl routes through the pooling), and the R-backward terms L^T(delta_k; V) and
-// += L^T(Rdelta_k; W).
-// Bindings: 0 D (read), 1 W (read), 2 Mask (read), 3 Out (read_write),
-//           4 params (uniform ConvParams, include/conv_common.wgsl;
-//           count = batch*rows*groups*ceil(inC/groups/CB)*inH*inW threads;
-//           offOut/sOutB and offMask/sMaskB address input-shaped tensors here).
-// The (i, j, o) loop runs in a fixed order for every input cell (deterministic).
+// pool2d_backward.wgsl routes through the pooling), and the R-backward L^T(delta_k; V) + L^T(Rdelta_k; W)
+// in one pass (CONV_PAIR).
+// Bindings: 0 D (read), 1 W (read), 2 Mask (read), 3 D2 (read), 4 W2 (read), 5 Out (read_write),
+//           6 params (uniform ConvParams, include/conv_common.wgsl; count = rows*inH*ceil(inW/PX) threads,
+//           spatialGroups = ceil(count / 256), spatialGroups * batch * groups * ceil(inC/groups/CB)
+//           workgroups; offOut/sOutB and offMask/sMaskB address input-shaped tensors here).
+// Each thread computes a register tile of CB input channels x PX consecutive input columns: per tap,
+// CB weight and PX D loads feed CB*PX multiply-adds (as conv2d_forward.wgsl). Each workgroup takes
+// 256 consecutive tiles (lanes) of one channel block of one direction; a last partial block clamps
+// and does not store the duplicates, columns past inW are not stored.
+// The (o, i, j) loop runs in a fixed order for every input cell (deterministic).
 // CPU twin: the transpose (backward) of the conv2d map in src/reference/layerMaps.ts.
 
-// #include "elementwise.wgsl"
 // #include "conv_common.wgsl"
 
 @group(0) @binding(0) var<storage, read> D: array<f32>;
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 @group(0) @binding(2) var<storage, read> Mask: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Out: array<f32>;
-@group(0) @binding(4) var<uniform> p: ConvParams;
+@group(0) @binding(3) var<storage, read> D2: array<f32>;
+@group(0) @binding(4) var<storage, read> W2: array<f32>;
+@group(0) @binding(5) var<storage, read_write> Out: array<f32>;
+@group(0) @binding(6) var<uniform> p: ConvParams;
 
-// Each thread computes CB consecutive input channels of one group at one (sample, y, x), so every
-// D value it loads serves CB products (a last partial block clamps, and does not store duplicates).
-const CB: u32 = 4u;
+const CB: u32 = 8u;
+const PX: u32 = 4u;
 
-@compute @workgroup_size(ELEMENTWISE_GROUP)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let t = elementIndex(gid, groups);
-  if (t >= p.count) {
-    return;
-  }
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let wl = linearGroup(wid, groups);
   let cpg = p.inC / p.groups;
   let opg = p.outC / p.groups;
   let blocks = (cpg + CB - 1u) / CB;
-  let x = t % p.inW;
-  var r = t / p.inW;
-  let y = r % p.inH;
-  r = r / p.inH;
+  var r = wl / p.spatialGroups;
   let blk = r % (blocks * p.groups);
-  r = r / (blocks * p.groups);
-  let s = r % p.rows;
-  let b = r / p.rows;
+  let b = r / (blocks * p.groups);
+  let t = (wl % p.spatialGroups) * 256u + lid.x;
+  if (b >= p.batch || t >= p.count) {
+    return;
+  }
+  let xBlocks = (p.inW + PX - 1u) / PX;
+  let x0 = (t % xBlocks) * PX;
+  r = t / xBlocks;
+  let y = r % p.inH;
+  let s = r / p.inH;
   let g = blk / blocks;
   let first = (blk % blocks) * CB;
   let valid = min(CB, cpg - first);
+  let xValid = min(PX, p.inW - x0);
   let taps = p.kh * p.kw;
   let outPlane = p.outH * p.outW;
-  let dBase = p.offD + b * p.sDb + (s * p.outC + g * opg) * outPlane;
-  var wBase: array<u32, CB>;
-  for (var q = 0u; q < CB; q++) {
-    wBase[q] = p.offW + b * p.sWb + (g * opg * cpg + first + min(q, valid - 1u)) * taps;
-  }
   let oStride = cpg * taps;
-  var acc: array<f32, CB>;
-  for (var i = 0u; i < p.kh; i++) {
-    let ny = i32(y + p.ph) - i32(i * p.dh);
-    if (ny < 0 || u32(ny) % p.sh != 0u) {
-      continue;
+  // W[o, c, i, j] of channel c = g cpg + first + q at (g opg * cpg + first + q) * taps + o * oStride + tap.
+  let wFirst = (g * opg * cpg + first) * taps;
+  var acc: array<f32, 32>; // [CB][PX]
+  for (var half = 0u; half < 2u; half++) {
+    if (half == 1u && (p.flags & CONV_PAIR) == 0u) {
+      break;
     }
-    let oy = u32(ny) / p.sh;
-    if (oy >= p.outH) {
-      continue;
-    }
-    for (var j = 0u; j < p.kw; j++) {
-      let nx = i32(x + p.pw) - i32(j * p.dw);
-      if (nx < 0 || u32(nx) % p.sw != 0u) {
-        continue;
-      }
-      let ox = u32(nx) / p.sw;
-      if (ox >= p.outW) {
-        continue;
-      }
-      let dCell = dBase + oy * p.outW + ox;
-      let tap = i * p.kw + j;
-      for (var o = 0u; o < opg; o++) {
-        let dv = D[dCell + o * outPlane];
-        let wo = o * oStride + tap;
-        for (var q = 0u; q < CB; q++) {
-          acc[q] = fma(W[wBase[q] + wo], dv, acc[q]);
+    let dBase = select(p.offD + b * p.sDb, p.off2a + b * p.s2a, half == 1u) + (s * p.outC + g * opg) * outPlane;
+    let wBase = select(p.offW + b * p.sWb, p.off2b + b * p.s2b, half == 1u) + wFirst;
+    for (var o = 0u; o < opg; o++) {
+      for (var i = 0u; i < p.kh; i++) {
+        let ny = i32(y + p.ph) - i32(i * p.dh);
+        let oy = u32(max(ny, 0)) / p.sh;
+        let rowOk = ny >= 0 && u32(ny) % p.sh == 0u && oy < p.outH;
+        let dRow = dBase + o * outPlane + oy * p.outW;
+        for (var j = 0u; j < p.kw; j++) {
+          let wi = wBase + o * oStride + i * p.kw + j;
+          var dv: array<f32, PX>;
+          var wv: array<f32, CB>;
+          if (half == 0u) {
+            for (var u = 0u; u < PX; u++) {
+              let nx = i32(x0 + u + p.pw) - i32(j * p.dw);
+              let ox = u32(max(nx, 0)) / p.sw;
+              let ok = rowOk && u < xValid && nx >= 0 && u32(nx) % p.sw == 0u && ox < p.outW;
+              dv[u] = select(0.0, D[select(0u, dRow + ox, ok)], ok);
+            }
+            for (var q = 0u; q < CB; q++) {
+              wv[q] = W[wi + min(q, valid - 1u) * taps];
+            }
+          } else {
+            for (var u = 0u; u < PX; u++) {
+              let nx = i32(x0 + u + p.pw) - i32(j * p.dw);
+              let ox = u32(max(nx, 0)) / p.sw;
+              let ok = rowOk && u < xValid && nx >= 0 && u32(nx) % p.sw == 0u && ox < p.outW;
+              dv[u] = select(0.0, D2[select(0u, dRow + ox, ok)], ok);
+            }
+            for (var q = 0u; q < CB; q++) {
+              wv[q] = W2[wi + min(q, valid - 1u) * taps];
+            }
+          }
+          for (var q = 0u; q < CB; q++) {
+            for (var u = 0u; u < PX; u++) {
+              acc[q * PX + u] = fma(wv[q], dv[u], acc[q * PX + u]);
+            }
+          }
         }
       }
     }
@@ -87,15 +108,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let plane = p.inH * p.inW;
   for (var q = 0u; q < valid; q++) {
     let c = g * cpg + first + q;
-    let e = (s * p.inC + c) * plane + y * p.inW + x;
-    let oi = p.offOut + b * p.sOutB + e;
-    var v = acc[q];
-    if ((p.flags & CONV_ACCUMULATE) != 0u) {
-      v += Out[oi];
+    for (var u = 0u; u < xValid; u++) {
+      let e = (s * p.inC + c) * plane + y * p.inW + x0 + u;
+      let oi = p.offOut + b * p.sOutB + e;
+      var v = acc[q * PX + u];
+      if ((p.flags & CONV_ACCUMULATE) != 0u) {
+        v += Out[oi];
+      }
+      if ((p.flags & CONV_MASK) != 0u) {
+        v = maskedBy(v, Mask[p.offMask + b * p.sMaskB + e], p.slope);
+      }
+      Out[oi] = v;
     }
-    if ((p.flags & CONV_MASK) != 0u) {
-      v = maskedBy(v, Mask[p.offMask + b * p.sMaskB + e], p.slope);
-    }
-    Out[oi] = v;
   }
 }

@@ -9,6 +9,13 @@
 //   Mask                 laid out like the kernel's output, at offMask + b*sMaskB (pre-activations z)
 //   Out                  the kernel's output at offOut + b*sOutB
 // A stride 0 broadcasts an operand over the batch (the HVP directions).
+// CONV_PAIR adds a second product of the same shape in the same pass (the HVP's two terms):
+// forward + conv(X2; W2), input grad + conv^T(D2; W2), weight grad + D2 ⋆ X2, the second operands
+// at off2a + b*s2a (X2 or D2) and off2b + b*s2b (W2, or X2 of the weight gradient).
+// Thread layout (conv2d_forward/input_grad/weight_grad): lanes of a workgroup run along positions
+// (output, input, output) and everything indexed by the workgroup (channel block, direction, tap
+// block) is workgroup-uniform, so weight loads are scalar broadcasts on SIMD-on-CPU drivers
+// (lavapipe) and one gathered activation load feeds a block of 8 channels' multiply-adds.
 // Geometry (PyTorch Conv2d): out[o, y, x] reads in[c, y*sh - ph + i*dh, x*sw - pw + j*dw], zero
 // padding, input channels of group g = o / (outC/groups) only.
 
@@ -21,11 +28,19 @@ struct ConvParams {
   offD: u32, sDb: u32, offW: u32, sWb: u32,
   offBias: u32, sBiasB: u32, offMask: u32, sMaskB: u32,
   offOut: u32, sOutB: u32, slope: f32, count: u32,
+  off2a: u32, s2a: u32, off2b: u32, s2b: u32,
+  kThreads: u32, steps: u32, entries: u32, spatialGroups: u32,
 }
 
 const CONV_ACCUMULATE: u32 = 1u;
 const CONV_BIAS: u32 = 2u;
 const CONV_MASK: u32 = 4u;
+const CONV_PAIR: u32 = 8u;
+
+/** The index of a workgroup in a dispatch spread over x and y (DispatchBuilder.linearGroups): uniform across its lanes. */
+fn linearGroup(wid: vec3<u32>, groups: vec3<u32>) -> u32 {
+  return wid.x + wid.y * groups.x;
+}
 
 /** x * phi'(z), phi'(z) = z > 0 ? 1 : slope (ReLU: slope 0), as gemm_common.wgsl's epilogue. */
 fn maskedBy(x: f32, z: f32, slope: f32) -> f32 {

@@ -8,8 +8,8 @@
  *   forward      z_k, h_k, a_{k+1};  loss, delta_{K-1} = dL/dz (loss_gradient.wgsl)
  *   backward     delta_{k-1} = phi'(z_{k-1}) ⊙ P_{k-1}^T(L_k^T(delta_k; W_k))
  *                (conv2d_input_grad.wgsl or gemm.wgsl, then pool2d_backward.wgsl),
- *                g_W += L_W^T(delta_k; a_k) (conv2d_weight_grad.wgsl), g_b += sums of delta_k over
- *                samples and positions (conv2d_bias_grad.wgsl)
+ *                g_W += L_W^T(delta_k; a_k), g_b += sums of delta_k over samples and positions
+ *                (conv2d_weight_grad.wgsl partial sums, then conv2d_grad_reduce.wgsl)
  *   tangent      Rz_k = L(Ra_k; W) + L(a_k; V) + c,  Ra_{k+1} = P_k(phi'(z_k) ⊙ Rz_k)
  *                (max pooling gathers the recorded arg-max)                 (k directions at once)
  *   curvature    Rdelta_{K-1} = d²L/dz² Rz_{K-1} (loss_curvature.wgsl)
@@ -39,7 +39,7 @@ import {
 import { type Objective, zeroCounters } from "../objective.ts";
 import type { GpuContext } from "./context.ts";
 import { type Dispatch, DispatchBuilder, encodeDispatches, type Operand } from "./dispatch.ts";
-import { ConvDispatchBuilder } from "./convDispatch.ts";
+import { ConvDispatchBuilder, weightGradGeometry, weightGradReduceFloats } from "./convDispatch.ts";
 import { BufferPool } from "./pool.ts";
 import { GpuVector, GpuVectorSpace } from "./vectors.ts";
 import { type DataChunk, uploadDataChunks } from "./dataChunks.ts";
@@ -114,6 +114,9 @@ export class GpuConvObjective implements Objective<GpuVector> {
   private scalars!: GPUBuffer;
   /** The gradient at a pooled layer's output, before the pooling's transpose: [max(maxBlock R, rowCapacity), widest pooled output]. */
   private poolScratch: GPUBuffer | null = null;
+  /** Stage-1 partial sums of the conv parameter gradients (conv2d_weight_grad.wgsl), and a spare for multi-pass reductions. */
+  private gradPartials: GPUBuffer | null = null;
+  private gradSpare: GPUBuffer | null = null;
   private cachedState: { vector: GpuVector; version: number } | null = null;
   private disposed = false;
   private rowCapacity: number;
@@ -260,6 +263,18 @@ export class GpuConvObjective implements Objective<GpuVector> {
         rdelta: this.buffer(`Rdelta${k}[${B}x${R}x${pre}]`, B * R * pre),
       };
     });
+    let partials = 0;
+    let spare = 0;
+    for (const l of this.spec.layers) {
+      if (!isConv(l)) continue;
+      for (let batch = 1; batch <= B; batch++) {
+        const g = weightGradGeometry(l, cap, batch, true);
+        partials = Math.max(partials, g.partialFloats);
+        spare = Math.max(spare, weightGradReduceFloats(g, batch));
+      }
+    }
+    if (partials > 0) this.gradPartials = this.buffer(`conv-gradient-partials[${partials}]`, partials);
+    if (spare > 0) this.gradSpare = this.buffer(`conv-gradient-partials-spare[${spare}]`, spare);
     if (widestPooled > 0) this.poolScratch = this.buffer(`pool-gradient[${Math.max(B * R, cap)}x${widestPooled}]`, Math.max(B * R, cap) * widestPooled);
   }
 
@@ -304,10 +319,11 @@ export class GpuConvObjective implements Objective<GpuVector> {
     x: View,
     w: View,
     out: View,
-    opts: { bias?: View; mask?: GPUBuffer; accumulate?: boolean } = {},
+    opts: { bias?: View; mask?: GPUBuffer; accumulate?: boolean; second?: { x: View; w: View } } = {},
   ): Promise<Dispatch> {
     const L = this.layers[k];
     const { weightOffset, biasOffset } = this.layout.layers[k];
+    const second = opts.second;
     const bias = opts.bias && biasOffset >= 0 ? { buffer: opts.bias.buffer, offset: biasOffset, strideBatch: opts.bias.stride } : undefined;
     if (L.conv) {
       return await this.conv.forward(
@@ -315,9 +331,18 @@ export class GpuConvObjective implements Objective<GpuVector> {
         { buffer: x.buffer, strideBatch: x.stride },
         { buffer: w.buffer, offset: weightOffset, strideBatch: w.stride },
         { buffer: out.buffer, strideBatch: out.stride },
-        { bias, mask: opts.mask ? { buffer: opts.mask } : undefined, slope: this.slope, accumulate: opts.accumulate },
+        {
+          bias,
+          mask: opts.mask ? { buffer: opts.mask } : undefined,
+          slope: this.slope,
+          accumulate: opts.accumulate,
+          second: second
+            ? { x: { buffer: second.x.buffer, strideBatch: second.x.stride }, w: { buffer: second.w.buffer, offset: weightOffset, strideBatch: second.w.stride } }
+            : undefined,
+        },
       );
     }
+    if (second) throw new Error("fused second products are for conv layers");
     return await this.builder.gemm({
       label,
       m: rows, n: L.pre, k: L.inSize, batch,
@@ -340,19 +365,28 @@ export class GpuConvObjective implements Objective<GpuVector> {
     d: View,
     w: View,
     out: View,
-    opts: { mask?: GPUBuffer; accumulate?: boolean } = {},
+    opts: { mask?: GPUBuffer; accumulate?: boolean; second?: { d: View; w: View } } = {},
   ): Promise<Dispatch> {
     const L = this.layers[k];
     const { weightOffset } = this.layout.layers[k];
+    const second = opts.second;
     if (L.conv) {
       return await this.conv.inputGrad(
         { label, layer: L.conv, rows, batch },
         { buffer: d.buffer, strideBatch: d.stride },
         { buffer: w.buffer, offset: weightOffset, strideBatch: w.stride },
         { buffer: out.buffer, strideBatch: out.stride },
-        { mask: opts.mask ? { buffer: opts.mask } : undefined, slope: this.slope, accumulate: opts.accumulate },
+        {
+          mask: opts.mask ? { buffer: opts.mask } : undefined,
+          slope: this.slope,
+          accumulate: opts.accumulate,
+          second: second
+            ? { d: { buffer: second.d.buffer, strideBatch: second.d.stride }, w: { buffer: second.w.buffer, offset: weightOffset, strideBatch: second.w.stride } }
+            : undefined,
+        },
       );
     }
+    if (second) throw new Error("fused second products are for conv layers");
     return await this.builder.gemm({
       label,
       m: rows, n: L.inSize, k: L.pre, batch,
@@ -365,20 +399,31 @@ export class GpuConvObjective implements Objective<GpuVector> {
     });
   }
 
-  /** products[b][W_k] += L_W^T(d[b]; x[b]) and, with `withBias`, products[b][b_k] += sums of d[b]. */
-  private async parameterGradient(label: string, k: number, rows: number, batch: number, d: View, x: View, withBias: boolean): Promise<Dispatch[]> {
+  /**
+   * products[b][W_k] += L_W^T(d[b]; x[b]) (+ L_W^T(second.d[b]; second.x[b]), conv layers only) and,
+   * with `withBias`, products[b][b_k] += sums of d[b].
+   */
+  private async parameterGradient(label: string, k: number, rows: number, batch: number, d: View, x: View, withBias: boolean, second?: { d: View; x: View }): Promise<Dispatch[]> {
     const L = this.layers[k];
     const { weightOffset, biasOffset } = this.layout.layers[k];
     const n = this.dim;
     const out: Dispatch[] = [];
     if (L.conv) {
-      const call = { label, layer: L.conv, rows, batch };
-      out.push(await this.conv.weightGrad(call, { buffer: d.buffer, strideBatch: d.stride }, { buffer: x.buffer, strideBatch: x.stride }, { buffer: this.products, offset: weightOffset, strideBatch: n }, true));
-      if (withBias && biasOffset >= 0) {
-        out.push(await this.conv.biasGrad({ ...call, label: `${label} bias` }, { buffer: d.buffer, strideBatch: d.stride }, { buffer: this.products, offset: biasOffset, strideBatch: n }, true));
-      }
-      return out;
+      return await this.conv.weightGrad(
+        { label, layer: L.conv, rows, batch },
+        { buffer: d.buffer, strideBatch: d.stride },
+        { buffer: x.buffer, strideBatch: x.stride },
+        { buffer: this.products, offset: weightOffset, strideBatch: n },
+        {
+          bias: withBias && biasOffset >= 0 ? { buffer: this.products, offset: biasOffset, strideBatch: n } : undefined,
+          second: second ? { d: { buffer: second.d.buffer, strideBatch: second.d.stride }, x: { buffer: second.x.buffer, strideBatch: second.x.stride } } : undefined,
+          accumulate: true,
+          partials: this.gradPartials!,
+          spare: this.gradSpare,
+        },
+      );
     }
+    if (second) throw new Error("fused second products are for conv layers");
     out.push(await this.builder.gemm({
       label,
       m: L.pre, n: L.inSize, k: rows, batch,
@@ -474,11 +519,20 @@ export class GpuConvObjective implements Objective<GpuVector> {
         const L = this.layers[k];
         const target = { buffer: L.rz, stride: R * L.pre };
         const mask = L.hidden ? L.z : undefined;
-        out.push(await this.layerMap(`tangent L(a; V) layer${k} chunk${ci}`, k, rows, dirs, { buffer: this.input(chunk, k), stride: 0 }, directions, target, {
-          bias: directions,
-          mask: k === 0 ? mask : undefined,
-        }));
-        if (k > 0) {
+        if (L.conv && k > 0) {
+          // One pass for both products (conv2d_forward.wgsl, CONV_PAIR).
+          out.push(await this.layerMap(`tangent L(a; V) + L(Ra; W) layer${k} chunk${ci}`, k, rows, dirs, { buffer: this.input(chunk, k), stride: 0 }, directions, target, {
+            bias: directions,
+            mask,
+            second: { x: this.tangentInput(k), w: theta },
+          }));
+        } else {
+          out.push(await this.layerMap(`tangent L(a; V) layer${k} chunk${ci}`, k, rows, dirs, { buffer: this.input(chunk, k), stride: 0 }, directions, target, {
+            bias: directions,
+            mask: k === 0 ? mask : undefined,
+          }));
+        }
+        if (k > 0 && !L.conv) {
           out.push(await this.layerMap(`tangent L(Ra; W) layer${k} chunk${ci}`, k, rows, dirs, this.tangentInput(k), theta, target, { mask, accumulate: true }));
         }
         if (L.conv?.pool) {
@@ -495,14 +549,26 @@ export class GpuConvObjective implements Objective<GpuVector> {
         const L = this.layers[k];
         const rdelta = { buffer: L.rdelta, stride: R * L.pre };
         const delta = { buffer: L.delta, stride: 0 };
-        out.push(...(await this.parameterGradient(`Hv L_W^T(Rdelta; a) layer${k} chunk${ci}`, k, rows, dirs, rdelta, { buffer: this.input(chunk, k), stride: 0 }, true)));
+        const input = { buffer: this.input(chunk, k), stride: 0 };
+        if (L.conv && k > 0) {
+          // Both weight terms in one pass (conv2d_weight_grad.wgsl, CONV_PAIR).
+          out.push(...(await this.parameterGradient(`Hv L_W^T(Rdelta; a) + L_W^T(delta; Ra) layer${k} chunk${ci}`, k, rows, dirs, rdelta, input, true, { d: delta, x: this.tangentInput(k) })));
+        } else {
+          out.push(...(await this.parameterGradient(`Hv L_W^T(Rdelta; a) layer${k} chunk${ci}`, k, rows, dirs, rdelta, input, true)));
+        }
         if (k === 0) continue; // Ra_0 = 0 and no Rdelta_{-1} is needed
-        out.push(...(await this.parameterGradient(`Hv L_W^T(delta; Ra) layer${k} chunk${ci}`, k, rows, dirs, delta, this.tangentInput(k), false)));
+        if (!L.conv) out.push(...(await this.parameterGradient(`Hv L_W^T(delta; Ra) layer${k} chunk${ci}`, k, rows, dirs, delta, this.tangentInput(k), false)));
         const prev = this.layers[k - 1];
         const pooled = prev.conv?.pool !== undefined;
         const target = pooled ? { buffer: this.poolScratch!, stride: R * prev.out } : { buffer: prev.rdelta, stride: R * prev.pre };
-        out.push(await this.layerTranspose(`R-backward L^T(delta; V) layer${k} chunk${ci}`, k, rows, dirs, delta, directions, target));
-        out.push(await this.layerTranspose(`R-backward L^T(Rdelta; W) layer${k} chunk${ci}`, k, rows, dirs, rdelta, theta, target, { accumulate: true, mask: pooled ? undefined : prev.z }));
+        const rmask = pooled ? undefined : prev.z;
+        if (L.conv) {
+          // Both terms in one pass (conv2d_input_grad.wgsl, CONV_PAIR).
+          out.push(await this.layerTranspose(`R-backward L^T(delta; V) + L^T(Rdelta; W) layer${k} chunk${ci}`, k, rows, dirs, delta, directions, target, { mask: rmask, second: { d: rdelta, w: theta } }));
+        } else {
+          out.push(await this.layerTranspose(`R-backward L^T(delta; V) layer${k} chunk${ci}`, k, rows, dirs, delta, directions, target));
+          out.push(await this.layerTranspose(`R-backward L^T(Rdelta; W) layer${k} chunk${ci}`, k, rows, dirs, rdelta, theta, target, { accumulate: true, mask: rmask }));
+        }
         if (pooled) {
           out.push(await this.conv.poolBackward(`R-backward unpool${k - 1} chunk${ci}`, prev.conv!, rows, dirs, { buffer: target.buffer, strideBatch: target.stride }, prev.argmax, prev.z, { buffer: prev.rdelta, strideBatch: R * prev.pre }, this.slope));
         }

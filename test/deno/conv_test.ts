@@ -226,6 +226,15 @@ gpuCase("max pool with leaky relu and a 1x1 conv, pooling overlapping windows (k
   await compareAll(problem(s, 8, "logistic", 7), { minibatch: [1, 1, 4] });
 });
 
+gpuCase("a chunk whose parameter-gradient sums run past 65,535 terms (100 samples x 784 positions in one chunk): ce", async () => {
+  // Regression: lavapipe ends an invocation's loops after 65,535 back-edges in all, and the old
+  // one-thread-per-weight gradient kernels summed rows*outH*outW = 78,400 terms in one loop, so the
+  // first layer's weight and bias gradients (and HVPs) came out truncated (relative errors ~0.1).
+  const c1 = conv({ in: [1, 28, 28], out: 2, padding: [1, 1] });
+  const s = spec([c1, linear(2 * 28 * 28, 3)]);
+  await compareAll(problem(s, 100, "ce", 11, 1e-6), { maxBlock: 2 });
+});
+
 // ---- behaviour -----------------------------------------------------------------------------
 
 gpuCase("results are deterministic across calls and the forward state cache (one chunk vs reuse off)", async () => {
