@@ -92,6 +92,9 @@ export async function runBenchCommand(argv: string[], out: (s: string) => void, 
       r.jax && "hvpMs" in r.jax ? r.jax.hvpMs : "-", r.jax && "oursMs" in r.jax ? r.jax.oursMs : "-", r.jax && "speedup" in r.jax ? r.jax.speedup : "-",
     ]),
   ));
-  for (const r of result.rows) if (r.jax && "error" in r.jax) out(`${r.name}: ${r.jax.error}`);
+  for (const r of result.rows) {
+    if (r.jax && "error" in r.jax) out(`${r.name}: ${r.jax.error}`);
+    else if (r.jax) out(`${r.name}: jax-js on its ${r.jax.backend} backend${r.jax.note ? ` (${r.jax.note})` : ""}`);
+  }
   return 0;
 }
