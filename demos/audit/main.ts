@@ -12,7 +12,7 @@ import { type AuditBase, AUDIT_TRANSFORM_NAMES, AUDIT_TRANSFORMS, type AuditTran
 import type { Backend } from "../../src/backend/mod.ts";
 import type { LoadedModel } from "../../src/io/modelFile.ts";
 import { METRIC_NAMES, METRICS, type MetricName } from "../../src/metrics/suite.ts";
-import { type Activation, inputWidth, layerUnits, type LossKind } from "../../src/model.ts";
+import { type Activation, type Conv2dLayerSpec, inputWidth, isMlp, layerUnits, type LossKind, type ModelSpec } from "../../src/model.ts";
 import type { Objective } from "../../src/objective.ts";
 import { byId, el } from "../shared/dom.ts";
 import { isAbortError, showError } from "../shared/errors.ts";
@@ -23,7 +23,20 @@ import { markBusy, publish } from "../shared/record.ts";
 import { runTask } from "../shared/tasks.ts";
 import { describeAdapter, requireWebGPU } from "../shared/webgpu.ts";
 import { type XYPlot, xyPlot } from "../shared/xyPlot.ts";
-import { auditOptions, type AuditSettings, cliAuditCommand, exampleFiles, type InputFile, loadDatasetFiles, loadModelFile } from "./files.ts";
+import { formatArchitecture } from "../../src/architecture.ts";
+import {
+  auditOptions,
+  type AuditSettings,
+  builtinDigits,
+  cliAuditCommand,
+  CNN_EXAMPLE,
+  cnnExampleModel,
+  exampleFiles,
+  type InputFile,
+  isArchitectureFile,
+  loadDatasetFiles,
+  loadModelFile,
+} from "./files.ts";
 
 const f = formatNumber;
 
@@ -31,10 +44,13 @@ interface Inputs {
   model: InputFile | null;
   data: InputFile | null;
   labels: InputFile | null;
-  example: boolean;
+  /** A JSON architecture for a safetensors state dict without one. */
+  architecture: InputFile | null;
+  /** Which example is loaded (its note is shown), or null for the user's files. */
+  example: "mixture" | "cnn" | null;
 }
 
-const inputs: Inputs = { model: null, data: null, labels: null, example: false };
+const inputs: Inputs = { model: null, data: null, labels: null, architecture: null, example: null };
 let running = false;
 let last: Record<string, unknown> | null = null;
 let dotPlot: XYPlot | null = null;
@@ -56,21 +72,32 @@ function showInputs(): void {
   byId("model-name").textContent = name(inputs.model, "none yet");
   byId("data-name").textContent = name(inputs.data, "none yet");
   byId("labels-name").textContent = name(inputs.labels, "none (CSV label column)");
-  byId("example-note").hidden = !inputs.example;
+  byId("architecture-name").textContent = name(inputs.architecture, "none (from the model file)");
+  const note = byId("example-note");
+  note.hidden = inputs.example === null;
+  note.textContent = inputs.example === "cnn"
+    ? `Loaded: the CNN example, ${CNN_EXAMPLE} (He initialisation, seed 1, untrained), on the 520 built-in MNIST digits.`
+    : "Loaded: the example, a [2, 16, 16, 3] ReLU net (seed 1) on a 96-point, 3-class Gaussian mixture.";
 }
 
 async function readFile(file: File): Promise<InputFile> {
   return { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
 }
 
-/** Sorts dropped or chosen files into model, data and labels by their names. */
-async function takeFiles(files: File[], slot?: "model" | "data" | "labels"): Promise<void> {
+/** Sorts dropped or chosen files into model, architecture, data and labels by their names (and a JSON file by its content). */
+async function takeFiles(files: File[], slot?: "model" | "data" | "labels" | "architecture"): Promise<void> {
   for (const file of files) {
     const input = await readFile(file);
-    const kind = slot ?? (/\.(safetensors|onnx|json)$/i.test(file.name) ? "model" : /(^|[_\-.])(y|labels?|targets?)([_\-.]|\.npy$)/i.test(file.name) ? "labels" : "data");
+    const kind = slot ?? (isArchitectureFile(input)
+      ? "architecture"
+      : /\.(safetensors|onnx|json)$/i.test(file.name)
+      ? "model"
+      : /(^|[_\-.])(y|labels?|targets?)([_\-.]|\.npy$)/i.test(file.name)
+      ? "labels"
+      : "data");
     if (inputs.example) {
-      inputs.model = inputs.data = inputs.labels = null;
-      inputs.example = false;
+      inputs.model = inputs.data = inputs.labels = inputs.architecture = null;
+      inputs.example = null;
     }
     inputs[kind] = input;
   }
@@ -79,8 +106,30 @@ async function takeFiles(files: File[], slot?: "model" | "data" | "labels"): Pro
 
 function useExample(): void {
   const ex = exampleFiles();
-  Object.assign(inputs, { model: ex.model, data: ex.data, labels: ex.labels, example: true });
+  Object.assign(inputs, { model: ex.model, data: ex.data, labels: ex.labels, architecture: null, example: "mixture" });
   byId<HTMLSelectElement>("loss").value = ex.loss;
+  showInputs();
+}
+
+/** ?digits=N: how many of the 520 built-in digits to use (all by default). */
+function digitCount(): number | undefined {
+  return queryParams().has("digits") ? numberParam("digits", 520, { min: 1, max: 520, integer: true }) : undefined;
+}
+
+/** The built-in MNIST digits as the data (the model stays, unless it was the mixture example's). */
+async function useDigits(): Promise<void> {
+  const digits = await builtinDigits(digitCount());
+  if (inputs.example === "mixture") Object.assign(inputs, { model: null, architecture: null });
+  Object.assign(inputs, { data: digits.data, labels: digits.labels, example: null });
+  byId<HTMLSelectElement>("loss").value = "ce";
+  showInputs();
+}
+
+/** The CNN example on the built-in digits. */
+async function useCnnExample(): Promise<void> {
+  const digits = await builtinDigits(digitCount());
+  Object.assign(inputs, { model: cnnExampleModel(), data: digits.data, labels: digits.labels, architecture: null, example: "cnn" });
+  byId<HTMLSelectElement>("loss").value = "ce";
   showInputs();
 }
 
@@ -151,11 +200,11 @@ async function run(backend: Backend): Promise<void> {
     if (!inputs.model) throw new RangeError("choose a model file (.safetensors, .onnx or .json)");
     if (!inputs.data) throw new RangeError("choose a data file (.npy [N, features] or .csv)");
     loss = byId<HTMLSelectElement>("loss").value as LossKind;
-    model = loadModelFile(inputs.model, activation());
+    model = loadModelFile(inputs.model, activation(), inputs.architecture);
     const labelColumn = byId<HTMLInputElement>("label-column").value.trim() || undefined;
     const data = loadDatasetFiles(inputs.data, inputs.labels, loss, model, labelColumn);
     base = { spec: model.model.spec, theta: model.model.theta, data, loss };
-    byId("cli").textContent = cliAuditCommand(settings, { model: inputs.model.name, data: inputs.data.name, labels: inputs.labels?.name ?? null, labelColumn }, loss);
+    byId("cli").textContent = cliAuditCommand(settings, { model: inputs.model.name, data: inputs.data.name, labels: inputs.labels?.name ?? null, labelColumn, architecture: inputs.architecture?.name ?? null }, loss);
   } catch (e) {
     showError(e);
     return;
@@ -164,9 +213,9 @@ async function run(backend: Backend): Promise<void> {
   markBusy();
   const button = byId<HTMLButtonElement>("run");
   button.disabled = true;
-  const widths = [inputWidth(model.model.spec), ...model.model.spec.layers.map(layerUnits)];
+  const net = describeNet(model.model.spec);
   try {
-    const report = await runTask(byId("tasks"), `audit of [${widths.join(", ")}], ${base.data.n} samples`, async (task) => {
+    const report = await runTask(byId("tasks"), `audit of ${net}, ${base.data.n} samples`, async (task) => {
       // Overall progress: one stage for the base point, one per transform and one per "before" view.
       const stages = 1 + settings.transforms.length + (settings.transforms.includes("weight-norm") ? 1 : 0);
       const seen: string[] = [];
@@ -187,7 +236,7 @@ async function run(backend: Backend): Promise<void> {
         },
       });
     }, { keep: true });
-    if (report) show(report, settings, model, widths, backend);
+    if (report) show(report, settings, model, net, backend);
     else publish({ ...(last ?? {}), cancelled: true });
   } catch (e) {
     if (!isAbortError(e)) showError(e);
@@ -206,11 +255,18 @@ function verdictCell(verdict: string, ratio: number | null, transform: string, m
   return el("td", { class: `verdict ${verdict === "n/a" ? "na" : verdict.replace(" ", "-")}`, "data-transform": transform, "data-metric": metric, "data-verdict": verdict, title: note ?? "" }, text);
 }
 
-function show(report: AuditReport, settings: AuditSettings, model: LoadedModel, widths: number[], backend: Backend): void {
+/** "[2, 16, 16, 3]" for an MLP; the architecture text on its input shape for a net with convolutions. */
+function describeNet(spec: ModelSpec): string {
+  if (isMlp(spec)) return `[${[inputWidth(spec), ...spec.layers.map(layerUnits)].join(", ")}]`;
+  const first = spec.layers[0] as Conv2dLayerSpec;
+  return `${first.inChannels}x${first.inHeight}x${first.inWidth} -> ${formatArchitecture(spec)}`;
+}
+
+function show(report: AuditReport, settings: AuditSettings, model: LoadedModel, net: string, backend: Backend): void {
   const json = JSON.stringify(report);
   const plain = JSON.parse(json) as AuditReport;
   const done = report.transforms.filter((t) => !t.skipped);
-  byId("summary").textContent = `[${widths.join(", ")}] ${model.model.spec.activation.kind} net, ${report.parameters} parameters, ${report.samples} samples, ` +
+  byId("summary").textContent = `${net} ${model.model.spec.activation.kind} net, ${report.parameters} parameters, ${report.samples} samples, ` +
     `${report.loss} loss ${f(report.base.loss, 6)}, gradient norm ${f(report.base.gradientNorm, 4)}; strength a = ${report.factor}, ` +
     `tolerance ${report.tolerance}, seed ${report.seed}; ${f(Math.round(report.wallMs))} ms on WebGPU.`;
 
@@ -322,14 +378,16 @@ function show(report: AuditReport, settings: AuditSettings, model: LoadedModel, 
 async function main() {
   const root = byId("main");
   buildChoices();
-  useExample();
+  // ?example=cnn starts with the CNN example on the built-in digits.
+  if (queryParams().get("example") === "cnn") await useCnnExample();
+  else useExample();
   const ctx = await requireWebGPU(root);
   if (!ctx) {
     byId<HTMLButtonElement>("run").disabled = true;
     return;
   }
   byId("adapter").textContent = `WebGPU adapter: ${describeAdapter(ctx)}`;
-  for (const [id, slot] of [["model-file", "model"], ["data-file", "data"], ["labels-file", "labels"]] as const) {
+  for (const [id, slot] of [["model-file", "model"], ["data-file", "data"], ["labels-file", "labels"], ["architecture-file", "architecture"]] as const) {
     byId<HTMLInputElement>(id).addEventListener("change", (e) => {
       const files = [...((e.target as HTMLInputElement).files ?? [])];
       takeFiles(files, slot).catch(showError);
@@ -347,6 +405,8 @@ async function main() {
     takeFiles([...(e.dataTransfer?.files ?? [])]).catch(showError);
   });
   byId("example").addEventListener("click", useExample);
+  byId("digits").addEventListener("click", () => useDigits().catch(showError));
+  byId("cnn-example").addEventListener("click", () => useCnnExample().catch(showError));
   byId("run").addEventListener("click", () => void run(ctx));
   byId("activation").addEventListener("change", () => {
     const leaky = byId<HTMLSelectElement>("activation").value === "leaky_relu";
