@@ -1,12 +1,12 @@
 // The README's first library example, run as it is by test/consumer.test.ts from a project that
-// installed the packed package: Node (the float64 "cpu" backend) and Deno (WebGPU).
+// installed the packed package, in Node and in Deno (each on the backend "auto" picks).
 //   node top-eigenvalue.mjs net.safetensors x.npy y.npy        deno run -A top-eigenvalue.mjs ...
 import { loadDatasetFiles, loadModelFile, measureMetrics, openBackend, withVectors } from "flatness";
 
 const [modelPath, dataPath, labelsPath] = globalThis.Deno?.args ?? process.argv.slice(2);
 const model = await loadModelFile(modelPath); // safetensors, ONNX or JSON
 const data = await loadDatasetFiles(dataPath, labelsPath, "ce", model);
-const backend = await openBackend(); // "auto": WebGPU where the runtime has it, else float64 on the CPU
+const backend = await openBackend(); // "auto": WebGPU on a hardware GPU, else WebAssembly (SIMD), else float64
 try {
   const objective = await backend.objective(model.model.spec, data, "ce");
   const theta = model.model.theta;

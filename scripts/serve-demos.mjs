@@ -84,7 +84,14 @@ const server = createServer((req, res) => {
     res.writeHead(404, { "content-type": "text/plain" }).end(`not found: ${path}`);
     return;
   }
-  res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream", "cache-control": "no-store" });
+  // Cross-origin isolation (COOP + COEP) gives the pages SharedArrayBuffer, so the wasm engine runs
+  // on worker threads there; without it, it runs on one thread.
+  res.writeHead(200, {
+    "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+    "cache-control": "no-store",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-embedder-policy": "require-corp",
+  });
   res.end(readFileSync(file));
 });
 

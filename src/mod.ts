@@ -11,7 +11,7 @@
  *
  * const model = await loadModelFile("net.safetensors");
  * const data = await loadDatasetFiles("x.npy", "y.npy", "ce", model);
- * const backend = await openBackend();            // "webgpu" where present, else the float64 "cpu" engine
+ * const backend = await openBackend();            // "webgpu" on a hardware GPU, else "wasm", else "cpu"
  * const objective = await backend.objective(model.model.spec, data, "ce");
  * const report = await withVectors(objective, [model.model.theta], ([theta]) =>
  *   measureMetrics(objective, theta, model.model.theta, data, { metrics: ["spectrum"], backend }));

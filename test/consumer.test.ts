@@ -72,22 +72,23 @@ describe("the packed package, imported by name", () => {
     expect(readFileSync(join(root, "README.md"), "utf8")).toContain(body);
   });
 
-  it("Node (float64 engine) and Deno (WebGPU) import it by name and agree on the top eigenvalues", () => {
+  it("Node and Deno import it by name, each picks its fastest backend (auto: WebGPU on a hardware GPU, else WebAssembly), and they agree on the top eigenvalues", () => {
     const args = ["top-eigenvalue.mjs", "net.safetensors", "x.npy", "y.npy"];
     const node = spawnSync(process.execPath, args, { cwd: project, encoding: "utf8" });
     expect(node.status, node.stderr).toBe(0);
-    const cpu = JSON.parse(node.stdout.trim()) as ExampleOutput;
+    const fromNode = JSON.parse(node.stdout.trim()) as ExampleOutput;
     const deno = join(project, "node_modules/deno/deno");
     const env = denoEnvironment();
     const run = spawnSync(deno, ["run", "-A", ...args], { cwd: project, encoding: "utf8", env });
     expect(run.status, run.stderr).toBe(0);
-    const gpu = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as ExampleOutput;
-    console.log(`consumer: node ${cpu.backend} ${JSON.stringify(cpu.topEigenvalues)}; deno ${gpu.backend} (${gpu.device}) ${JSON.stringify(gpu.topEigenvalues)}`);
-    expect(cpu.backend).toBe("cpu");
-    expect(gpu.backend).toBe("webgpu");
-    expect(Math.abs(gpu.loss - cpu.loss)).toBeLessThan(1e-5 * Math.abs(cpu.loss));
-    expect(cpu.topEigenvalues).toHaveLength(2);
-    cpu.topEigenvalues.forEach((l, i) => expect(Math.abs(gpu.topEigenvalues[i] - l)).toBeLessThan(1e-4 * Math.abs(cpu.topEigenvalues[0])));
+    const fromDeno = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as ExampleOutput;
+    console.log(`consumer: node ${fromNode.backend} ${JSON.stringify(fromNode.topEigenvalues)}; deno ${fromDeno.backend} (${fromDeno.device}) ${JSON.stringify(fromDeno.topEigenvalues)}`);
+    // Node has no WebGPU: the WebAssembly engine. Deno here has only a software adapter: WebAssembly too; on a GPU, WebGPU.
+    expect(fromNode.backend).toBe("wasm");
+    expect(["webgpu", "wasm"]).toContain(fromDeno.backend);
+    expect(Math.abs(fromDeno.loss - fromNode.loss)).toBeLessThan(1e-5 * Math.abs(fromNode.loss));
+    expect(fromNode.topEigenvalues).toHaveLength(2);
+    fromNode.topEigenvalues.forEach((l, i) => expect(Math.abs(fromDeno.topEigenvalues[i] - l)).toBeLessThan(1e-4 * Math.abs(fromNode.topEigenvalues[0])));
   });
 
   it("a TypeScript user gets the declarations: the example type-checks against the installed package", () => {
@@ -110,7 +111,7 @@ describe("the packed package, imported by name", () => {
 });
 
 describe("the installed command line", () => {
-  it("runs from the installed package: the WebGPU demo passes its checks; measure --backend cpu gives the example's eigenvalues", () => {
+  it("runs from the installed package: the WebGPU demo passes its checks; measure --backend cpu (float64) gives the example's eigenvalues to f32 rounding", () => {
     const flatness = (args: string[]) => spawnSync(process.execPath, [join(consumerProject, "node_modules/flatness/bin/flatness.mjs"), ...args], { cwd: consumerProject, encoding: "utf8" });
     const demo = flatness(["demo", "--json"]);
     expect(demo.status, demo.stderr).toBe(0);
@@ -120,7 +121,7 @@ describe("the installed command line", () => {
     const example = spawnSync(process.execPath, ["top-eigenvalue.mjs", "net.safetensors", "x.npy", "y.npy"], { cwd: consumerProject, encoding: "utf8" });
     const fromCli = JSON.parse(measure.stdout).topEigenvalues as number[];
     const fromExample = JSON.parse(example.stdout).topEigenvalues as number[];
-    fromExample.forEach((l, i) => expect(Math.abs(fromCli[i] - l)).toBeLessThan(1e-12 * Math.abs(fromExample[0])));
+    fromExample.forEach((l, i) => expect(Math.abs(fromCli[i] - l)).toBeLessThan(1e-4 * Math.abs(fromExample[0])));
   });
 });
 

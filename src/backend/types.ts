@@ -11,10 +11,13 @@ import type { LossKind, ModelSpec } from "../model.ts";
 import type { Objective, VectorSpace } from "../objective.ts";
 import type { TrainingEngine } from "../train/engines.ts";
 
-/** "webgpu": f32 WGSL kernels on WebGPU; "cpu": the float64 reference engine (plain loops). */
-export type BackendName = "webgpu" | "cpu";
+/**
+ * "webgpu": f32 WGSL kernels on WebGPU; "wasm": f32 WebAssembly SIMD kernels on CPU threads (the
+ * fast CPU engine, src/wasm/); "cpu": the float64 reference engine (plain loops).
+ */
+export type BackendName = "webgpu" | "wasm" | "cpu";
 /** Every backend name. */
-export const BACKEND_NAMES: readonly BackendName[] = ["webgpu", "cpu"];
+export const BACKEND_NAMES: readonly BackendName[] = ["webgpu", "wasm", "cpu"];
 
 /** Options of Backend.objective. */
 export interface ObjectiveOptions {
@@ -22,6 +25,8 @@ export interface ObjectiveOptions {
   chunkRows?: number;
   /** Most HVP directions per block pass (default 8). */
   maxBlock?: number;
+  /** Keep the forward pass and deltas between calls at the same theta (default true; benchmarks turn it off). */
+  reuseForwardState?: boolean;
 }
 
 /** Options of Backend.batchLoss. */
@@ -36,7 +41,7 @@ export interface Backend<V = unknown> extends TrainingEngine<V> {
   readonly name: BackendName;
   /** One line for logs and reports: the adapter, or the float64 reference. */
   describe(): string;
-  /** True where the arithmetic runs on CPU cores: the float64 engine, or WebGPU emulated in software (lavapipe, SwiftShader). */
+  /** True where the arithmetic runs on CPU cores: the float64 and wasm engines, or WebGPU emulated in software (lavapipe, SwiftShader). */
   readonly isSoftware: boolean;
   /** "f32" or "f64": tolerances of identities checked on this backend follow it. */
   readonly precision: "f32" | "f64";

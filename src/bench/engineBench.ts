@@ -1,18 +1,15 @@
 /**
- * `flatness bench`: times forward, gradient, HVP and block HVP (k = 8) on a few MLP and CNN sizes, beside
- * the same HVP by @jax-js/jax (jvp(grad(f))) in the same runtime and run, after checking that the
- * two agree. Every figure of a row is taken in the same run, so the ratios compare like with like.
+ * `flatness bench`: times forward, gradient, HVP and block HVP (k = 8) on a few MLP and CNN sizes,
+ * on every available backend (WebGPU where an adapter comes, and the wasm CPU engine), beside the
+ * same HVP by @jax-js/jax (jvp(grad(f))) in the same runtime and run (its WebGPU backend beside
+ * ours, its wasm backend beside the wasm engine), after checking that the two agree. Every figure of a row is taken in the same run, so the ratios compare like with like.
  */
-import { openBackend } from "../backend/mod.ts";
-import type { GpuContext } from "../gpu/context.ts";
-import { GpuConvObjective } from "../gpu/convObjective.ts";
-import { GpuObjective } from "../gpu/objective.ts";
-import type { GpuVector } from "../gpu/vectors.ts";
+import { type Backend, type BackendName, openBackend, probeAdapter, webgpuPresent } from "../backend/mod.ts";
 import { passFlops } from "../flops.ts";
 import { initParameters, randomDataset } from "../init.ts";
 import { parseArchitecture } from "../architecture.ts";
 import type { Dataset } from "../data.ts";
-import { isMlp, type ModelSpec, mlpSpec } from "../model.ts";
+import { type ModelSpec, mlpSpec } from "../model.ts";
 import { Rng } from "../random.ts";
 import { relativeError } from "../format.ts";
 
@@ -48,7 +45,7 @@ function describeSize(size: BenchSize): string {
 
 export interface BenchRow {
   name: string;
-  /** The backend timed ("webgpu"). */
+  /** The backend timed ("webgpu" or "wasm"). */
   backend: string;
   /** The net: "widths [..]" or its architecture on its input shape. */
   net: string;
@@ -93,49 +90,71 @@ export interface BenchOptions {
   repeats?: number;
   blockSize?: number;
   jax?: boolean;
+  /** Backends to time, in order (default: webgpu where an adapter comes, then wasm). */
+  backends?: BackendName[];
   log?: (line: string) => void;
 }
 
-export async function runBench(options: BenchOptions = {}): Promise<{ adapter: string; software: boolean; rows: BenchRow[] }> {
-  const log = options.log ?? (() => {});
-  // The WebGPU engine is what is timed: its backend, opened through the seam.
-  const backend = await openBackend("webgpu");
-  const ctx = backend.gpu!;
-  const software = ctx.isSoftware;
-  const wanted = options.sizes ?? (software ? ["10k", "100k", "cnn-mnist"] : BENCH_SIZES.map((s) => s.name));
-  const sizes = BENCH_SIZES.filter((s) => wanted.includes(s.name));
-  const repeats = options.repeats ?? (software ? 3 : 10);
-  const k = options.blockSize ?? 8;
-  const rows: BenchRow[] = [];
-  try {
-    for (const size of sizes) {
-      log(`bench ${size.name}: ${describeSize(size)}, batch ${size.batch}`);
-      rows.push(await benchOne(ctx, benchSpec(size), size, repeats, k, options.jax ?? true, log));
-    }
-  } finally {
-    await backend.close();
-  }
-  return { adapter: ctx.describe(), software, rows };
+/** The backends `bench` times by default: WebGPU where an adapter comes, and the wasm engine. */
+async function defaultBenchBackends(): Promise<BackendName[]> {
+  const names: BackendName[] = [];
+  if (webgpuPresent() && (await probeAdapter())) names.push("webgpu");
+  names.push("wasm");
+  return names;
 }
 
-async function benchOne(ctx: GpuContext, spec: ModelSpec, size: BenchSize, repeats: number, k: number, withJax: boolean, log: (l: string) => void): Promise<BenchRow> {
+export async function runBench(options: BenchOptions = {}): Promise<{ adapter: string; software: boolean; backends: { name: string; describe: string }[]; rows: BenchRow[] }> {
+  const log = options.log ?? (() => {});
+  const names = options.backends ?? (await defaultBenchBackends());
+  const k = options.blockSize ?? 8;
+  const rows: BenchRow[] = [];
+  let adapter = "none";
+  let software = true;
+  const opened: { name: string; describe: string }[] = [];
+  for (const name of names) {
+    // Every backend timed is opened through the seam, one at a time.
+    const backend = await openBackend(name);
+    try {
+      const isGpu = backend.gpu !== null;
+      if (isGpu) {
+        adapter = backend.gpu!.describe();
+        software = backend.gpu!.isSoftware;
+      }
+      opened.push({ name: backend.name, describe: backend.describe() });
+      log(`backend ${backend.name}: ${backend.describe()}`);
+      const slow = backend.isSoftware;
+      const wanted = options.sizes ?? (slow ? ["10k", "100k", "cnn-mnist"] : BENCH_SIZES.map((s) => s.name));
+      const sizes = BENCH_SIZES.filter((s) => wanted.includes(s.name));
+      const repeats = options.repeats ?? (isGpu && slow ? 3 : isGpu ? 10 : 5);
+      for (const size of sizes) {
+        log(`bench ${size.name} on ${backend.name}: ${describeSize(size)}, batch ${size.batch}`);
+        rows.push(await benchOne(backend, benchSpec(size), size, repeats, k, options.jax ?? true, log));
+      }
+    } finally {
+      await backend.close();
+    }
+  }
+  return { adapter, software, backends: opened, rows };
+}
+
+async function benchOne(backend: Backend, spec: ModelSpec, size: BenchSize, repeats: number, k: number, withJax: boolean, log: (l: string) => void): Promise<BenchRow> {
   const data = randomDataset(spec, size.batch, "ce", 1);
   const theta0 = Float32Array.from(initParameters(spec, 2));
-  const create = (options: { maxBlock: number; reuseForwardState?: boolean }) =>
-    isMlp(spec) ? GpuObjective.create(ctx, spec, data, "ce", options) : GpuConvObjective.create(ctx, spec, data, "ce", options);
-  const full = await create({ maxBlock: k, reuseForwardState: false });
-  const reuse = await create({ maxBlock: 1 });
+  const full = await backend.objective(spec, data, "ce", { maxBlock: k, reuseForwardState: false });
+  const reuse = await backend.objective(spec, data, "ce", { maxBlock: 1 });
   const s = full.space;
   const rng = new Rng(3);
   const theta = s.fromArray(theta0);
   const thetaR = reuse.space.fromArray(theta0);
   const g = s.zeros();
-  const v = rng.normals(full.dim);
-  const vs: GpuVector[] = Array.from({ length: k }, (_, j) => s.fromArray(j === 0 ? v : rng.normals(full.dim)));
+  const dim = s.dim;
+  const v = rng.normals(dim);
+  const vs = Array.from({ length: k }, (_, j) => s.fromArray(j === 0 ? v : rng.normals(dim)));
   const outs = vs.map(() => s.zeros());
   const vR = reuse.space.fromArray(v);
   const outR = reuse.space.zeros();
-  const settle = () => ctx.device.queue.onSubmittedWorkDone();
+  const ctx = backend.gpu;
+  const settle = () => (ctx ? ctx.device.queue.onSubmittedWorkDone() : Promise.resolve());
   try {
     const forwardMs = await timeIt(repeats, () => full.loss(theta), settle);
     const gradientMs = await timeIt(repeats, () => full.gradient(theta, g), settle);
@@ -145,9 +164,9 @@ async function benchOne(ctx: GpuContext, spec: ModelSpec, size: BenchSize, repea
     const flops = passFlops(spec, size.batch);
     const row: BenchRow = {
       name: size.name,
-      backend: "webgpu",
+      backend: backend.name,
       net: describeSize(size),
-      params: full.dim,
+      params: dim,
       batch: size.batch,
       forwardMs, gradientMs, hvpMs, hvpReuseMs, blockHvpMs, blockSize: k,
       hvpOverGradient: hvpMs / gradientMs,
@@ -165,9 +184,11 @@ async function benchOne(ctx: GpuContext, spec: ModelSpec, size: BenchSize, repea
         await full.hvp(theta, vs[0], outs[0]);
         return await s.toArray(outs[0]);
       }, settle);
-      row.jax = await benchJax(spec, data, theta0, v, await s.toArray(outs[0]), oursMs, repeats, log);
+      // The peer on the same kind of engine: jax-js's WebGPU backend beside ours, its wasm backend beside the wasm engine.
+      const jaxBackend = backend.name === "webgpu" ? "webgpu" : "wasm";
+      row.jax = await benchJax(spec, data, theta0, v, await s.toArray(outs[0]), oursMs, repeats, jaxBackend, log);
     }
-    log(`  forward ${forwardMs.toFixed(2)} ms, gradient ${gradientMs.toFixed(2)} ms, HVP ${hvpMs.toFixed(2)} ms (${row.hvpOverGradient.toFixed(2)} gradients), ` +
+    log(`  ${backend.name}: forward ${forwardMs.toFixed(2)} ms, gradient ${gradientMs.toFixed(2)} ms, HVP ${hvpMs.toFixed(2)} ms (${row.hvpOverGradient.toFixed(2)} gradients, ${row.hvpGflops.toFixed(1)} GFLOP/s), ` +
       `block of ${k} ${blockHvpMs.toFixed(2)} ms (${row.blockOverHvp.toFixed(2)} HVPs)`);
     return row;
   } finally {
@@ -188,6 +209,7 @@ async function benchJax(
   ours: Float64Array,
   oursMs: number,
   repeats: number,
+  jaxBackend: "webgpu" | "wasm",
   log: (l: string) => void,
 ): Promise<BenchRow["jax"]> {
   try {
@@ -195,8 +217,9 @@ async function benchJax(
     // jax-js on WebGPU first (the same runtime and device as ours); where its HVP is wrong (on
     // lavapipe, any of its kernels that loops past 65,535 steps in one invocation is cut short:
     // its conv gradients at batch >= 84 here), its WebAssembly backend, named in the row.
+    // Beside the wasm engine, jax-js's WebAssembly backend only (CPU against CPU).
     const rejected: string[] = [];
-    for (const backend of ["webgpu", "wasm"] as const) {
+    for (const backend of jaxBackend === "wasm" ? (["wasm"] as const) : (["webgpu", "wasm"] as const)) {
       const peer = await createJaxPeer(spec, data, "ce", { backend });
       try {
         const v32 = Float32Array.from(v);

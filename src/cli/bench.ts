@@ -1,5 +1,6 @@
 /** `flatness bench`: engine timings beside @jax-js/jax (see src/bench/engineBench.ts). */
 import { parseArgs } from "node:util";
+import { BACKEND_NAMES, type BackendName } from "../backend/mod.ts";
 import { InputError } from "../errors.ts";
 import { BENCH_SIZES, runBench } from "../bench/engineBench.ts";
 import { runMetricBench } from "../bench/metricBench.ts";
@@ -7,14 +8,18 @@ import { table } from "./format.ts";
 
 export const BENCH_HELP = `flatness bench: forward, gradient, HVP and block-HVP timings, beside @jax-js/jax
 
-Usage: flatness bench [--json] [--sizes 10k,100k,1M,cnn-mnist,cnn-cifar] [--repeats R] [--block K] [--no-jax]
+Usage: flatness bench [--json] [--sizes 10k,100k,1M,cnn-mnist,cnn-cifar] [--backend webgpu,wasm] [--repeats R]
+                      [--block K] [--no-jax]
 
 Sizes: MLPs of ~10k, ~100k, ~1M parameters; cnn-mnist (conv 8 and 16 3x3 with max pooling and a
 linear head on 1x28x28, batch 256) and cnn-cifar (three 3x3 conv layers, 16-32-64, on 3x32x32).
+Backends: every one available, in turn (default: webgpu where an adapter comes, then wasm, the
+WebAssembly SIMD CPU engine); --backend picks some (webgpu, wasm, cpu).
 Rows: backend, net, params, batch, forwardMs, gradientMs, hvpMs, hvpReuseMs (forward state kept), blockHvpMs
 (K directions, default 8), the ratios hvp/gradient and block/hvp, GFLOP/s, and jax-js's HVP on
-the same data (checked equal first). Default sizes: all on a hardware GPU, 10k, 100k and
-cnn-mnist on software WebGPU (1M and cnn-cifar take minutes there). Times are medians of R repeats after a warm-up.
+the same data (checked equal first; jax-js's WebGPU backend beside webgpu rows, its wasm backend
+beside wasm rows). Default sizes: all on a hardware GPU, 10k, 100k and cnn-mnist on CPU engines
+and software WebGPU (1M and cnn-cifar take minutes there). Times are medians of R repeats after a warm-up.
 
 Usage: flatness bench --metrics [--json] [--samples N] [--widths 256,256,128,10] [--power-iters P]
                       [--trace-matvecs M] [--no-jax]
@@ -26,6 +31,7 @@ compared. Hutch++ uses M products (default 99 on a hardware GPU, 30 on software 
 
 Examples:
   flatness bench --sizes 10k,100k
+  flatness bench --backend wasm --json
   flatness bench --metrics --power-iters 10 --json
 `;
 
@@ -34,7 +40,7 @@ export async function runBenchCommand(argv: string[], out: (s: string) => void, 
     args: argv,
     options: {
       json: { type: "boolean" }, sizes: { type: "string" }, repeats: { type: "string" }, block: { type: "string" },
-      "no-jax": { type: "boolean" }, help: { type: "boolean", short: "h" }, metrics: { type: "boolean" },
+      "no-jax": { type: "boolean" }, backend: { type: "string" }, help: { type: "boolean", short: "h" }, metrics: { type: "boolean" },
       samples: { type: "string" }, widths: { type: "string" }, "power-iters": { type: "string" }, "trace-matvecs": { type: "string" },
     },
     strict: true,
@@ -79,16 +85,21 @@ export async function runBenchCommand(argv: string[], out: (s: string) => void, 
     else if (r.jaxPower && "error" in r.jaxPower) out(r.jaxPower.error);
     return 0;
   }
-  const result = await runBench({ sizes, repeats: positive("repeats", values.repeats), blockSize: positive("block", values.block), jax: !values["no-jax"], log: err });
+  const backends = values.backend?.split(",").map((b) => b.trim()) as BackendName[] | undefined;
+  for (const b of backends ?? []) {
+    if (!(BACKEND_NAMES as readonly string[]).includes(b)) throw new InputError(`--backend: unknown backend ${b} (known: ${BACKEND_NAMES.join(", ")})`);
+  }
+  const result = await runBench({ sizes, backends, repeats: positive("repeats", values.repeats), blockSize: positive("block", values.block), jax: !values["no-jax"], log: err });
   if (values.json) {
     out(JSON.stringify(result, null, 2));
     return 0;
   }
-  out(`adapter: ${result.adapter}${result.software ? " (software WebGPU)" : ""}`);
+  if (result.adapter !== "none") out(`adapter: ${result.adapter}${result.software ? " (software WebGPU)" : ""}`);
+  for (const b of result.backends) out(`backend ${b.name}: ${b.describe}`);
   out(table(
-    ["size", "backend", "params", "batch", "fwd ms", "grad ms", "hvp ms", "hvp/grad", "hvp reuse ms", "block ms", "block/hvp", "hvp GFLOP/s", "jax-js hvp ms", "ours h2h ms", "jax/ours"],
+    ["size", "backend", "params", "batch", "fwd ms", "grad ms", "hvp ms", "hvp/grad", "hvp reuse ms", "block ms", "block/hvp", "grad GFLOP/s", "hvp GFLOP/s", "jax-js hvp ms", "ours h2h ms", "jax/ours"],
     result.rows.map((r) => [
-      r.name, r.backend, r.params, r.batch, r.forwardMs, r.gradientMs, r.hvpMs, r.hvpOverGradient, r.hvpReuseMs, r.blockHvpMs, r.blockOverHvp, r.hvpGflops,
+      r.name, r.backend, r.params, r.batch, r.forwardMs, r.gradientMs, r.hvpMs, r.hvpOverGradient, r.hvpReuseMs, r.blockHvpMs, r.blockOverHvp, r.gradientGflops, r.hvpGflops,
       r.jax && "hvpMs" in r.jax ? r.jax.hvpMs : "-", r.jax && "oursMs" in r.jax ? r.jax.oursMs : "-", r.jax && "speedup" in r.jax ? r.jax.speedup : "-",
     ]),
   ));

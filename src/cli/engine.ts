@@ -28,12 +28,14 @@ export function progressPrinter(err: (s: string) => void) {
 export const BACKEND_ARGS = { backend: { type: "string" }, cpu: { type: "boolean" } } as const;
 
 /** Their help lines. */
-export const BACKEND_HELP = `  --backend B          webgpu (default) or cpu (the float64 reference engine); auto: webgpu where present
+export const BACKEND_HELP = `  --backend B          auto (default: WebGPU on a hardware GPU, else wasm), webgpu, wasm (WebAssembly
+                       SIMD on CPU threads, f32) or cpu (the float64 reference engine)
   --cpu                the same as --backend cpu`;
 
 /**
  * Runs `work` on the backend the options ask for (--backend, --cpu), opened here and closed after;
- * a WebGPU backend's adapter is reported through `log` ("adapter: ...").
+ * the backend is reported through `log`: a WebGPU backend's adapter ("adapter: ..."), or
+ * "backend: wasm (...)" / "backend: cpu (...)".
  */
 export async function withCliBackend<T>(
   values: { backend?: string; cpu?: boolean },
@@ -42,6 +44,7 @@ export async function withCliBackend<T>(
 ): Promise<T> {
   return await withBackend(parseBackendChoice(values.backend, values.cpu), async (backend) => {
     if (backend.gpu) log?.(`adapter: ${backend.gpu.describe()}`);
+    else log?.(`backend: ${backend.name} (${backend.describe()})`);
     return await work(backend);
   });
 }
