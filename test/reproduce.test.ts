@@ -1,6 +1,7 @@
 /**
  * `flatness reproduce`: each claim's check as a unit test on the float64 reference (quick
- * setting), a check that a wrong Hessian makes the identity claim fail, and the whole command end
+ * setting), each of its negative controls (one ingredient broken) making it fail, a check that a
+ * wrong Hessian makes the identity claim fail, and the whole command end
  * to end on WebGPU with --quick (the README's main job in its reduced setting): every claim passes,
  * the JSON on stdout has the documented shape, and the record and the HTML report are written.
  */
@@ -20,7 +21,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const ctx: ReproduceContext = { backend: cpuBackend() as Backend, seed: 0, quick: true, progress: () => {} };
 
 describe("reproduce claims on the float64 reference", () => {
-  expect(CLAIMS.map((c) => c.id)).toEqual(Array.from({ length: 17 }, (_, i) => i + 1));
+  expect(CLAIMS.map((c) => c.id)).toEqual(Array.from({ length: CLAIMS.length }, (_, i) => i + 1));
   for (const claim of CLAIMS) {
     it(`claim ${claim.id}: ${claim.claim}`, async () => {
       const r = await claim.run(ctx);
@@ -28,6 +29,21 @@ describe("reproduce claims on the float64 reference", () => {
       expect(r.measured.length).toBeGreaterThan(10);
       expect(JSON.stringify(r.details ?? {})).not.toMatch(/NaN/);
     });
+    // Every claim must be able to fail: each negative control (one ingredient broken) makes it FAIL,
+    // by measurement (a control that throws does not count).
+    it(`claim ${claim.id} has negative controls with distinct ids`, () => {
+      const ids = (claim.controls ?? []).map((c) => c.id);
+      expect(ids.length).toBeGreaterThan(0);
+      expect(new Set(ids).size).toBe(ids.length);
+      for (const c of claim.controls!) expect(c.breaks.length).toBeGreaterThan(10);
+    });
+    for (const control of claim.controls ?? []) {
+      it(`claim ${claim.id} fails under its negative control ${control.id}`, async () => {
+        const r = await claim.run({ ...ctx, control: control.id });
+        expect(r.pass, `control ${control.id} did not make claim ${claim.id} fail: ${r.measured}`).toBe(false);
+        expect(r.measured.length).toBeGreaterThan(10);
+      });
+    }
   }
 
   it("a wrong Hessian (H v off by 1e-3) makes claim 2 fail", async () => {
@@ -51,14 +67,24 @@ describe("flatness reproduce --quick on WebGPU", () => {
     const failed = json.claims.filter((c: { pass: boolean }) => !c.pass).map((c: { id: number; measured: string }) => `${c.id}: ${c.measured}`);
     expect(failed, r.stderr.slice(-3000)).toEqual([]);
     expect(r.status).toBe(0);
-    expect(json.claims).toHaveLength(17);
-    for (const c of json.claims) expect(Object.keys(c).sort()).toEqual(["claim", "expected", "id", "measured", "pass"]);
+    expect(json.claims).toHaveLength(CLAIMS.length);
+    for (const c of json.claims) {
+      expect(Object.keys(c).sort()).toEqual(["claim", "controls", "expected", "id", "measured", "pass"]);
+      expect(c.controls.length, `claim ${c.id} has no negative control`).toBeGreaterThan(0);
+      for (const x of c.controls) {
+        expect(Object.keys(x).sort()).toEqual(["breaks", "holds", "id", "measured", "pass"]);
+        expect(x.pass, `claim ${c.id} passes under its control ${x.id}: ${x.measured}`).toBe(false);
+        expect(x.holds).toBe(true);
+      }
+    }
     expect(r.stderr).toMatch(/claim 15/); // progress on stderr
     const record = JSON.parse(readFileSync(join(dir, "reproduce.json"), "utf8"));
     expect(record.quick).toBe(true);
     expect(record.adapter).toMatch(/\S/);
     const html = readFileSync(join(dir, "report.html"), "utf8");
-    expect(html).toMatch(/17 of 17 claims pass/);
+    const controls = CLAIMS.reduce((s, c) => s + (c.controls?.length ?? 0), 0);
+    expect(html).toContain(`${CLAIMS.length} of ${CLAIMS.length} claims pass; ${controls} of ${controls} negative controls fail as they must`);
+    expect(html).toMatch(/Negative controls/);
     expect((html.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(8);
     expect(existsSync(join(dir, "report.html"))).toBe(true);
   }, 600_000);

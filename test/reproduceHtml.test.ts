@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { formatNumber, renderReport, type PlotSpec, type ReproduceRecord } from "../src/reproduce/html.ts";
+import { claimStands, formatNumber, renderReport, type PlotSpec, type ReproduceRecord } from "../src/reproduce/html.ts";
 import { escapeXml, formatTick } from "../src/format.ts";
 import { axisScale, logTicks, niceTicks, svgPlot } from "../src/reproduce/svgPlot.ts";
 
@@ -305,6 +305,39 @@ describe("renderReport", () => {
     expect(html).toContain(">3.123e-7<");
     expect(html).toContain("{&quot;a&quot;: 1.235, &quot;b&quot;: &quot;x&quot;}");
     expect(html).toContain("… 28 more");
+  });
+
+  it("shows each claim's negative controls, their verdicts and whether they hold", () => {
+    const controlled: ReproduceRecord = {
+      ...sample,
+      claims: [
+        {
+          ...sample.claims[0],
+          controls: [
+            { id: "bias-single-alpha", breaks: "T_alpha scales biases <wrongly>", measured: "outputs moved 0.3", pass: false, holds: true, wallMs: 40 },
+            { id: "lanczos-one-step", breaks: "Lanczos stops after one step", measured: "lambda_max 1.2e4", pass: true, holds: false, wallMs: 12 },
+          ],
+        },
+        { ...sample.claims[1], controls: [] },
+      ],
+    };
+    const page = renderReport(controlled);
+    expectClean(page);
+    expect(page).toContain("1 of 2 claims pass; 1 of 2 negative controls fail as they must");
+    expect(page).toContain("T_alpha scales biases &lt;wrongly&gt;");
+    expect(page).toContain("<code>bias-single-alpha</code>");
+    expect(page).toContain(">HOLDS<");
+    expect(page).toContain(">DOES NOT HOLD<");
+    expect(page).toContain("1 of 2 fail"); // summary column of claim 1
+    expect(page).toMatch(/Negative controls:<\/strong> none/); // claim 2 has none
+    expect(page).toContain('class="verdict fail"');
+    // Every claim passing and every control holding makes the page's verdict PASS.
+    const good = renderReport({ ...controlled, claims: [{ ...controlled.claims[0], controls: [controlled.claims[0].controls![0]] }] });
+    expect(good).toContain("1 of 1 claims pass; 1 of 1 negative controls fail as they must");
+    expect(good).toContain('class="verdict pass"');
+    expect(claimStands(controlled.claims[0])).toBe(false); // a control that does not hold
+    expect(claimStands(controlled.claims[1])).toBe(false); // no control at all
+    expect(claimStands({ ...controlled.claims[0], controls: [controlled.claims[0].controls![0]] })).toBe(true);
   });
 
   it("renders a record with no claims and full mode", () => {

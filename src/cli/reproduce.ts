@@ -9,7 +9,7 @@ import { constants } from "node:fs";
 import { access, mkdir } from "node:fs/promises";
 import { writeFileAtomic } from "../io/files.ts";
 import type { ReproduceContext } from "../reproduce/context.ts";
-import { renderReport } from "../reproduce/html.ts";
+import { claimStands, renderReport } from "../reproduce/html.ts";
 import { CLAIMS, runClaims } from "../reproduce/run.ts";
 import { table } from "./format.ts";
 import { BACKEND_ARGS, numberOption, withCliBackend } from "./engine.ts";
@@ -24,16 +24,22 @@ Usage: flatness reproduce [--quick] [--out DIR] [--json] [--claims 1,5,13] [--se
   --quick        a reduced setting (fewer rays, runs and epochs; what CI runs)
   --out DIR      write DIR/reproduce.json (the whole record) and DIR/report.html (self-contained,
                  with plots); default ./flatness-report
-  --json         print {"claims": [{"id", "claim", "measured", "expected", "pass"}, ...]} to stdout
+  --json         print {"claims": [{"id", "claim", "measured", "expected", "pass", "controls":
+                 [{"id", "breaks", "measured", "pass", "holds"}, ...]}, ...]} to stdout
   --claims LIST  only these claim ids (1-${CLAIMS.length})
   --seed N       seed of every problem and estimator (default 0)
-  --backend B    webgpu (default) or cpu (the float64 reference engine); --cpu is the same as cpu
+  --backend B    auto (default: WebGPU on a hardware GPU, else the WebAssembly engine), webgpu, wasm, or cpu
+                 (the float64 reference engine); --cpu is the same as cpu
   -h, --help     this help
 
 Claims:
 ${CLAIMS.map((c) => `  ${String(c.id).padStart(2)}. ${c.claim}`).join("\n")}
 
-Exit status: 0 if every claim passes, 1 if one fails, 2 on bad options.
+Every claim also runs its negative controls: the same check with one ingredient deliberately broken
+(a T_alpha that scales biases wrongly, a Hessian without its cross-layer terms, a Lanczos that stops
+early, ...), which must make it FAIL; a control "holds" when it does.
+
+Exit status: 0 if every claim passes and every negative control holds, 1 otherwise, 2 on bad options.
 
 Examples:
   flatness reproduce                      the full run (a few minutes without a GPU), report in ./flatness-report
@@ -77,14 +83,17 @@ export async function runReproduce(argv: string[], out: (s: string) => void, err
   const progress = (m: string) => err(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}`);
 
   const { record, adapter } = await withCliBackend(values, null, async (backend) => {
-    const adapter = backend.gpu ? backend.describe() : "float64 CPU reference engine";
+    const adapter = backend.describe();
     progress(`adapter: ${adapter}; ${values.quick ? "quick" : "full"} setting; seed ${seed}`);
     const ctx: ReproduceContext = { backend, seed, quick: Boolean(values.quick), progress };
     const record = await runClaims(ctx, {
       only,
       adapter,
       version: VERSION,
-      onClaim: (r) => progress(`claim ${r.id}: ${r.pass ? "PASS" : "FAIL"} (${(r.wallMs / 1000).toFixed(1)} s) ${r.error ?? r.measured}`),
+      onClaim: (r) => {
+        const held = (r.controls ?? []).filter((c) => c.holds).length;
+        progress(`claim ${r.id}: ${r.pass ? "PASS" : "FAIL"} (${(r.wallMs / 1000).toFixed(1)} s) ${r.error ?? r.measured}; negative controls failing as they must: ${held} of ${r.controls?.length ?? 0}`);
+      },
     });
     return { record, adapter };
   });
@@ -92,15 +101,25 @@ export async function runReproduce(argv: string[], out: (s: string) => void, err
   await writeFileAtomic(`${dir}/reproduce.json`, enc.encode(JSON.stringify(record, null, 1)));
   await writeFileAtomic(`${dir}/report.html`, enc.encode(renderReport(record)));
   const passed = record.claims.filter((c) => c.pass).length;
+  const controls = record.claims.flatMap((c) => c.controls ?? []);
+  const held = controls.filter((c) => c.holds).length;
   if (values.json) {
-    out(JSON.stringify({ claims: record.claims.map(({ id, claim, measured, expected, pass }) => ({ id, claim, measured, expected, pass })) }));
+    out(JSON.stringify({
+      claims: record.claims.map(({ id, claim, measured, expected, pass, controls }) => ({
+        id, claim, measured, expected, pass,
+        controls: (controls ?? []).map((c) => ({ id: c.id, breaks: c.breaks, measured: c.error ?? c.measured, pass: c.pass, holds: c.holds })),
+      })),
+    }));
   } else {
-    const rows = record.claims.map((c) => [String(c.id), c.claim.length > 60 ? c.claim.slice(0, 57) + "..." : c.claim, c.pass ? "PASS" : "FAIL", c.error ?? c.measured]);
+    const rows = record.claims.map((c) => [
+      String(c.id), c.claim.length > 60 ? c.claim.slice(0, 57) + "..." : c.claim, c.pass ? "PASS" : "FAIL",
+      `${(c.controls ?? []).filter((x) => x.holds).length}/${c.controls?.length ?? 0} fail`, c.error ?? c.measured,
+    ]);
     const width = (j: number) => Math.max(...rows.map((r) => r[j].length), 8);
-    const left = (r: string[]) => r.map((cell, j) => (j === 1 || j === 3 ? cell.padEnd(width(j)) : cell));
-    out(table(left(["id", "claim", "verdict", "measured"]), rows.map(left)));
-    out(`\n${passed} of ${record.claims.length} claims pass (${(record.wallMs / 1000).toFixed(0)} s on ${adapter}); report: ${dir}/report.html`);
+    const left = (r: string[]) => r.map((cell, j) => (j === 1 || j === 4 ? cell.padEnd(width(j)) : cell));
+    out(table(left(["id", "claim", "verdict", "controls", "measured"]), rows.map(left)));
+    out(`\n${passed} of ${record.claims.length} claims pass; ${held} of ${controls.length} negative controls fail as they must (${(record.wallMs / 1000).toFixed(0)} s on ${adapter}); report: ${dir}/report.html`);
   }
   progress(`wrote ${dir}/reproduce.json and ${dir}/report.html`);
-  return passed === record.claims.length ? 0 : 1;
+  return record.claims.length > 0 && record.claims.every(claimStands) ? 0 : 1;
 }

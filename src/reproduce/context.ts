@@ -10,7 +10,8 @@ import type { Dataset } from "../data.ts";
 import type { Backend } from "../backend/types.ts";
 import { formatNumber } from "../format.ts";
 import { initParameters } from "../init.ts";
-import { inputWidth, type LossKind, type ModelSpec, mlpSpec, outputWidth } from "../model.ts";
+import { inputWidth, type LossKind, type ModelSpec, mlpSpec, outputWidth, parameterLayout } from "../model.ts";
+import { homogeneousAlphaScale } from "../transforms/alphaScale.ts";
 import { type Objective, withVectors } from "../objective.ts";
 import { Rng } from "../random.ts";
 import { ReferenceObjective } from "../reference/engine.ts";
@@ -150,4 +151,102 @@ export function randomAlphas(k: number, seed: number, spread = 5): number[] {
 /** [a, 1, ..., 1, 1/a]: T_alpha moving weight from the last layer to the first. */
 export function endAlphas(k: number, a: number): number[] {
   return Array.from({ length: k }, (_, i) => (i === 0 ? a : i === k - 1 ? 1 / a : 1));
+}
+
+/** True when the claim runs as its negative control `id` (the ingredient it names is broken). */
+export function isControl(ctx: ReproduceContext, id: string): boolean {
+  return ctx.control === id;
+}
+
+/**
+ * A WRONG T_alpha, for negative controls: the weights of layer k scale by alpha_k as they should,
+ * but every bias by its own layer's alpha_k instead of prod_{j<=k} alpha_j (Appendix B). The
+ * function then changes wherever a bias sits after a rescaled layer.
+ */
+export function singleAlphaBiasScale(spec: ModelSpec, theta: Float64Array, alphas: number[]): Float64Array {
+  const out = Float64Array.from(theta);
+  for (const v of parameterLayout(spec).views) {
+    for (let i = v.offset; i < v.offset + v.size; i++) out[i] = theta[i] * alphas[v.layer];
+  }
+  return out;
+}
+
+/** The negative control of a T_alpha whose biases are scaled wrongly (singleAlphaBiasScale). */
+export const BIAS_CONTROL: NegativeControl = {
+  id: "bias-single-alpha",
+  breaks: "T_alpha scales each bias by its own layer's alpha_k instead of prod_{j<=k} alpha_j (Appendix B)",
+};
+
+/** T_alpha as the claim runs it: the right one, or under the bias-single-alpha control the wrong one. */
+export function claimAlphaScale(ctx: ReproduceContext, spec: ModelSpec, theta: Float64Array, alphas: number[]): Float64Array {
+  return isControl(ctx, BIAS_CONTROL.id) ? singleAlphaBiasScale(spec, theta, alphas) : homogeneousAlphaScale(spec, theta, alphas);
+}
+
+const caches = new WeakMap<object, Map<string, Promise<unknown>>>();
+
+/**
+ * Memoises an expensive deterministic intermediate result (trained minima and their measurements)
+ * per backend, keyed by `key` plus the seed and the quick setting, so that a claim's negative
+ * controls, which re-run the claim, only redo the part they break. A failed computation is not kept.
+ */
+export function cached<T>(ctx: ReproduceContext, key: string, compute: () => Promise<T>): Promise<T> {
+  let map = caches.get(ctx.backend);
+  if (!map) caches.set(ctx.backend, (map = new Map()));
+  const full = `${key}|seed ${ctx.seed}|${ctx.quick ? "quick" : "full"}`;
+  let p = map.get(full) as Promise<T> | undefined;
+  if (!p) {
+    p = compute();
+    map.set(full, p);
+    p.catch(() => map!.delete(full));
+  }
+  return p;
+}
+
+/**
+ * An objective whose Hessian-vector product is replaced by `hvp` (negative controls: an HVP without
+ * cross-layer terms, Gauss-Newton in place of the Hessian, ...); everything else is `inner`'s.
+ */
+export function withHvp<V>(inner: Objective<V>, hvp: (theta: V, v: V, out: V) => Promise<void>): Objective<V> {
+  return {
+    get spec() { return inner.spec; },
+    get lossKind() { return inner.lossKind; },
+    get sampleCount() { return inner.sampleCount; },
+    get space() { return inner.space; },
+    get counters() { return inner.counters; },
+    loss: (t) => inner.loss(t),
+    gradient: (t, out) => inner.gradient(t, out),
+    outputs: (t) => inner.outputs(t),
+    hvp,
+    async hvpBlock(t, vs, outs) {
+      for (let j = 0; j < vs.length; j++) await hvp(t, vs[j], outs[j]);
+    },
+    dispose: () => inner.dispose(),
+  };
+}
+
+/** The Hessian with its cross-layer blocks dropped: sum_k M_k H M_k v (M_k the 0/1 mask of layer k's tensors), K HVPs per product. */
+export function blockDiagonalHvp<V>(inner: Objective<V>): Objective<V> {
+  const s = inner.space;
+  const layout = parameterLayout(inner.spec);
+  const masks = inner.spec.layers.map((_, k) => {
+    const m = new Float64Array(layout.dim);
+    for (const v of layout.views) if (v.layer === k) m.fill(1, v.offset, v.offset + v.size);
+    return s.fromArray(m);
+  });
+  return withHvp(inner, async (t, v, out) => {
+    const u = s.zeros(), hu = s.zeros();
+    try {
+      s.scale(0, out);
+      for (const m of masks) {
+        s.copy(v, u);
+        s.multiply(m, u);
+        await inner.hvp(t, u, hu);
+        s.multiply(m, hu);
+        s.axpy(1, hu, out);
+      }
+    } finally {
+      s.dispose(u);
+      s.dispose(hu);
+    }
+  });
 }

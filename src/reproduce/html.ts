@@ -4,8 +4,10 @@
  * and prints (each claim starts on a fresh block, figures are not split across pages).
  *
  * Layout: a header (tool, version, date, adapter, quick or full run, seed, total time, "N of M
- * claims pass"), a summary table linking to one section per claim, each with its measured and
- * expected text, its error if any, its plots and its details as a compact key/value table.
+ * claims pass; K of L negative controls fail as they must"), a summary table linking to one section
+ * per claim, each with its measured and expected text, its error if any, its negative controls (what
+ * each breaks, the claim's verdict with it, what was measured), its plots and its details as a
+ * compact key/value table.
  */
 import { escapeXml, formatDuration, formatNumber as format, REPORT_FORMAT } from "../format.ts";
 import { type PlotSpec, svgPlot } from "./svgPlot.ts";
@@ -32,6 +34,31 @@ export interface ClaimRecord {
   plots?: PlotSpec[];
   /** The error the check threw ("Name: message"), when it failed to run. */
   error?: string;
+  /** Its negative controls, each run (the claim with one ingredient broken must FAIL). */
+  controls?: ControlRecord[];
+}
+
+/** One negative control of a claim, run: the claim's check with one ingredient deliberately broken. */
+export interface ControlRecord {
+  /** The control's id (ReproduceContext.control). */
+  id: string;
+  /** The broken ingredient, in one sentence. */
+  breaks: string;
+  /** What the claim measured with it broken. */
+  measured: string;
+  /** The claim's verdict with it broken (false: it failed, as it must). */
+  pass: boolean;
+  /** Whether the control holds: the claim failed by measurement (not by an error, not by passing). */
+  holds: boolean;
+  /** Wall-clock time in milliseconds. */
+  wallMs: number;
+  /** The error the broken claim threw, if any (a control that throws does not hold). */
+  error?: string;
+}
+
+/** Whether a claim record stands: the claim passes and it has negative controls, every one of which holds. */
+export function claimStands(c: ClaimRecord): boolean {
+  return c.pass && (c.controls?.length ?? 0) > 0 && c.controls!.every((x) => x.holds);
 }
 
 /** A whole `flatness reproduce` run. */
@@ -116,6 +143,30 @@ function figure(plot: PlotSpec): string {
   return `<figure id="${escapeXml(id)}">\n${svgPlot(plot)}\n${caption}</figure>`;
 }
 
+/** "2 of 2 fail" for the summary table. */
+function controlsSummary(c: ClaimRecord): string {
+  const list = c.controls ?? [];
+  if (list.length === 0) return "none";
+  return `${list.filter((x) => x.holds).length} of ${list.length} fail`;
+}
+
+/** The negative controls of a claim: what each breaks, the claim's verdict with it, and what it measured. */
+function controlsTable(c: ClaimRecord): string {
+  const list = c.controls ?? [];
+  if (list.length === 0) return `<p class="controls-none"><strong>Negative controls:</strong> none (a claim without one cannot show it is able to fail)</p>`;
+  const rows = list.map((x) =>
+    `<tr class="${x.holds ? "holds" : "broken"}"><td><code>${escapeXml(x.id)}</code></td><td>${escapeXml(x.breaks)}</td>` +
+    `<td>${badge(x.pass)}</td><td>${x.holds ? `<span class="badge pass">HOLDS</span>` : `<span class="badge fail">DOES NOT HOLD</span>`}</td>` +
+    `<td>${escapeXml(x.error ?? x.measured)}</td><td class="time">${escapeXml(formatDuration(x.wallMs))}</td></tr>`
+  );
+  return [
+    `<div class="controls"><p><strong>Negative controls</strong>: the same check with one ingredient broken must FAIL.</p>`,
+    `<table class="controls-table"><thead><tr><th>Control</th><th>Broken ingredient</th><th>Verdict</th><th>Control</th><th>Measured with it broken</th><th>Time</th></tr></thead><tbody>`,
+    ...rows,
+    `</tbody></table></div>`,
+  ].join("\n");
+}
+
 function claimSection(c: ClaimRecord): string {
   const parts = [
     `<section class="claim ${c.pass ? "pass" : "fail"}" id="${claimAnchor(c.id)}">`,
@@ -124,6 +175,7 @@ function claimSection(c: ClaimRecord): string {
     `<dl class="me"><dt>Measured</dt><dd>${escapeXml(c.measured)}</dd><dt>Expected</dt><dd>${escapeXml(c.expected)}</dd></dl>`,
   ];
   if (c.error) parts.push(`<div class="error"><strong>Error</strong><pre>${escapeXml(c.error)}</pre></div>`);
+  parts.push(controlsTable(c));
   if (c.plots?.length) parts.push(`<div class="plots">`, ...c.plots.map(figure), `</div>`);
   if (c.details) parts.push(detailsTable(c.details));
   parts.push(`</section>`);
@@ -177,6 +229,12 @@ table.kv th, table.kv td { text-align: left; vertical-align: top; padding: 3px 1
 table.kv th { font-weight: 600; font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace; color: #44474d; white-space: nowrap; }
 table.kv td { overflow-wrap: anywhere; }
 table.kv code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: 0.95em; }
+.controls { margin: 0 0 14px; font-size: 0.9em; }
+.controls p { margin: 0 0 4px; }
+.controls-table th, .controls-table td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid #eceef1; }
+.controls-table thead th { background: #f3f4f6; font-size: 0.85em; }
+.controls-table tr.broken td { background: #fff8f7; }
+.controls-none { color: var(--fail); font-size: 0.9em; }
 .num { font-variant-numeric: tabular-nums; }
 .muted { color: var(--muted); }
 footer { margin-top: 32px; color: var(--muted); font-size: 0.8em; }
@@ -199,7 +257,9 @@ footer { margin-top: 32px; color: var(--muted); font-size: 0.8em; }
 export function renderReport(record: ReproduceRecord): string {
   const claims = record.claims ?? [];
   const passed = claims.filter((c) => c.pass).length;
-  const allPass = passed === claims.length && claims.length > 0;
+  const controls = claims.flatMap((c) => c.controls ?? []);
+  const held = controls.filter((x) => x.holds).length;
+  const allPass = claims.length > 0 && claims.every(claimStands);
   const meta: Array<[string, string]> = [
     ["Tool", `${record.tool} ${record.version}`],
     ["Date", record.date],
@@ -211,7 +271,7 @@ export function renderReport(record: ReproduceRecord): string {
   const summaryRows = claims.map((c) =>
     `<tr class="${c.pass ? "pass" : "fail"}"><td class="id"><a href="#${claimAnchor(c.id)}">${escapeXml(String(c.id))}</a></td>` +
     `<td><a href="#${claimAnchor(c.id)}">${escapeXml(c.claim)}</a></td><td>${escapeXml(c.measured)}</td><td>${escapeXml(c.expected)}</td>` +
-    `<td class="result">${badge(c.pass)}</td><td class="time">${escapeXml(formatDuration(c.wallMs))}</td></tr>`
+    `<td class="result">${badge(c.pass)}</td><td class="controls-count">${escapeXml(controlsSummary(c))}</td><td class="time">${escapeXml(formatDuration(c.wallMs))}</td></tr>`
   );
   const title = `${record.tool} reproduce: ${passed} of ${claims.length} claims pass`;
   return [
@@ -229,10 +289,10 @@ export function renderReport(record: ReproduceRecord): string {
     `<h1>${escapeXml(record.tool)} reproduce</h1>`,
     `<p class="subtitle">Claims of Dinh, Pascanu, Bengio &amp; Bengio, “Sharp Minima Can Generalize For Deep Nets” (ICML 2017), checked by measurement.</p>`,
     `<dl class="meta">${meta.map(([k, v]) => `<div><dt>${escapeXml(k)}</dt><dd>${escapeXml(v)}</dd></div>`).join("")}</dl>`,
-    `<p class="verdict ${allPass ? "pass" : "fail"}">${passed} of ${claims.length} claims pass</p>`,
+    `<p class="verdict ${allPass ? "pass" : "fail"}">${passed} of ${claims.length} claims pass; ${held} of ${controls.length} negative controls fail as they must</p>`,
     `</header>`,
     `<table class="summary">`,
-    `<thead><tr><th>#</th><th>Claim</th><th>Measured</th><th>Expected</th><th>Result</th><th>Time</th></tr></thead>`,
+    `<thead><tr><th>#</th><th>Claim</th><th>Measured</th><th>Expected</th><th>Result</th><th>Controls</th><th>Time</th></tr></thead>`,
     `<tbody>`,
     ...summaryRows,
     `</tbody>`,
