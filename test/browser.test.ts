@@ -52,3 +52,44 @@ describe("GPU engine in headless Chromium", () => {
     expect(consoleErrors).toEqual([]);
   });
 });
+
+describe("the WebAssembly engine in headless Chromium", () => {
+  let browser: Browser;
+  const servers: Server[] = [];
+
+  beforeAll(async () => {
+    await bundleBrowser();
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const s of servers) s.close();
+  });
+
+  for (const isolated of [false, true]) {
+    it(`${isolated ? "a cross-origin isolated page (COOP/COEP): worker threads" : "a page that is not cross-origin isolated: one thread"}; loss, gradient, HVP and block HVP of an MLP and a CNN equal the float64 reference`, async () => {
+      const served = await serveDirectory(root, { isolated });
+      servers.push(served.server);
+      const page = await browser.newPage();
+      const consoleErrors: string[] = [];
+      page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+      page.on("pageerror", (e) => consoleErrors.push(String(e)));
+      await page.goto(`${served.url}/test/browser/wasm.html`);
+      await page.waitForFunction(() => (window as { __wasmResults?: unknown }).__wasmResults !== undefined, { timeout: 120_000, polling: 200 });
+      const report = (await page.evaluate(() => (window as { __wasmResults?: unknown }).__wasmResults)) as {
+        isolated: boolean;
+        backend: string;
+        results: { name: string; worst: number }[];
+        fatal?: string;
+      };
+      console.log(`Chromium wasm (${isolated ? "isolated" : "not isolated"}): ${report.backend}; ${report.results.map((r) => `${r.name} ${r.worst.toExponential(2)}`).join(", ")}`);
+      expect(report.fatal).toBeUndefined();
+      expect(report.isolated).toBe(isolated);
+      expect(report.backend).toMatch(isolated ? /[2-9] threads/ : /1 thread/);
+      expect(report.results).toHaveLength(2);
+      for (const r of report.results) expect(r.worst, r.name).toBeLessThan(1e-4);
+      expect(consoleErrors).toEqual([]);
+    });
+  }
+});

@@ -19,7 +19,12 @@ export function chromiumPath(): string {
   return found;
 }
 
-export async function serveDirectory(root: string): Promise<{ server: Server; url: string }> {
+/**
+ * Serves `root`. With `isolated`, every response carries the COOP/COEP headers that make the page
+ * cross-origin isolated (SharedArrayBuffer, hence the WebAssembly engine's threads), as the demo
+ * server sends them.
+ */
+export async function serveDirectory(root: string, options: { isolated?: boolean } = {}): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
     const file = join(root, path);
@@ -27,7 +32,8 @@ export async function serveDirectory(root: string): Promise<{ server: Server; ur
       res.writeHead(404).end("not found");
       return;
     }
-    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(readFileSync(file));
+    const isolation = options.isolated ? { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" } : {};
+    res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream", ...isolation }).end(readFileSync(file));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
