@@ -20,10 +20,11 @@
 import { type Dataset, validateDataset } from "../data.ts";
 import { DeviceLimitError, InputError } from "../errors.ts";
 import type { GpuContext } from "../gpu/context.ts";
-import { type Dispatch, DispatchBuilder, encodeDispatches, type Operand } from "../gpu/dispatch.ts";
+import { type Dispatch, DispatchBuilder, encodeDispatches } from "../gpu/dispatch.ts";
 import { type LinearLayerSpec, type LossKind, type MlpSpec, type ModelSpec, negativeSlope, outputWidth, parameterLayout, requireMlp, validateSpec } from "../model.ts";
 import { type BatchLoss, checkBatch, MAX_BASIS, type PerturbationBatch } from "./batchLoss.ts";
 import { type DataChunk, uploadDataChunks } from "../gpu/dataChunks.ts";
+import { DEFAULT_MEMORY_BUDGET, LOSS_CODE, PlanCache, StorageBuffers } from "../gpu/engineParts.ts";
 import { STORAGE_COPY } from "../gpu/usage.ts";
 
 export interface GpuBatchLossOptions {
@@ -35,12 +36,6 @@ export interface GpuBatchLossOptions {
   memoryBudget?: number;
 }
 
-const LOSS_CODE: Record<LossKind, number> = { ce: 0, mse: 1, logistic: 2 };
-// A function, not a constant: importing this module must not need WebGPU's globals.
-const DEFAULT_BUDGET = 256 * 2 ** 20;
-
-type Chunk = DataChunk;
-
 export class GpuBatchLoss implements BatchLoss {
   evaluated = 0;
   /** Data passes run so far (one per block of points per chunk). */
@@ -48,11 +43,11 @@ export class GpuBatchLoss implements BatchLoss {
   readonly dim: number;
   private readonly layout;
   private readonly slope: number;
-  private readonly buffers: GPUBuffer[] = [];
+  private readonly buffers: StorageBuffers;
   /** Dispatch lists of the forward pass per (chunk, points in the block), built once and replayed. */
-  private readonly plans = new Map<string, Promise<Dispatch[]>>();
+  private readonly plans = new PlanCache();
   private readonly builder: DispatchBuilder;
-  private chunks: Chunk[] = [];
+  private chunks: DataChunk[] = [];
   /** [1 + MAX_BASIS, n]: the base vector, then the basis vectors. */
   private vectors!: GPUBuffer;
   /** [1 + MAX_BASIS, chunkRows, out_0]: the first layer of the base and basis vectors. */
@@ -77,6 +72,7 @@ export class GpuBatchLoss implements BatchLoss {
     this.dim = this.layout.dim;
     this.slope = negativeSlope(spec.activation);
     this.builder = new DispatchBuilder(ctx);
+    this.buffers = new StorageBuffers(ctx, "flatness:landscape:");
   }
 
   static async create(ctx: GpuContext, spec: ModelSpec, data: Dataset, lossKind: LossKind, options: GpuBatchLossOptions = {}): Promise<GpuBatchLoss> {
@@ -92,7 +88,7 @@ export class GpuBatchLoss implements BatchLoss {
       if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new InputError(`${name} must be a positive integer, got ${v}`);
       return v;
     };
-    const budget = options.memoryBudget ?? DEFAULT_BUDGET;
+    const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
     if (!(budget > 0)) throw new InputError(`memoryBudget must be positive, got ${budget}`);
     const fitRows = Math.floor(limit / (4 * widest));
     let chunkRows = Math.min(data.n, fitRows, 4096);
@@ -122,10 +118,7 @@ export class GpuBatchLoss implements BatchLoss {
   }
 
   private buffer(label: string, floats: number): GPUBuffer {
-    this.ctx.checkBindingSize(label, floats * 4);
-    const b = this.ctx.device.createBuffer({ label: `flatness:landscape:${label}`, size: Math.max(16, floats * 4), usage: STORAGE_COPY });
-    this.buffers.push(b);
-    return b;
+    return this.buffers.make(label, floats);
   }
 
   private allocate(data: Dataset) {
@@ -142,19 +135,9 @@ export class GpuBatchLoss implements BatchLoss {
     this.a = this.buffer(`a[${B}x${R}x${this.widest}]`, B * R * this.widest);
   }
 
-  private memo(key: string, build: () => Promise<Dispatch[]>): Promise<Dispatch[]> {
-    let p = this.plans.get(key);
-    if (!p) {
-      p = build();
-      this.plans.set(key, p);
-      p.catch(() => this.plans.delete(key));
-    }
-    return p;
-  }
-
   /** First layer of the 1 + J vectors [base, u_1..u_J] over one chunk: Zs[j] = x W_0[j]^T + b_0[j]. */
   private firstLayerPlan(ci: number, J: number): Promise<Dispatch[]> {
-    return this.memo(`first:${ci}:${J}`, async () => {
+    return this.plans.get(`first:${ci}:${J}`, async () => {
       const chunk = this.chunks[ci];
       const l = this.spec.layers[0];
       const { weightOffset, biasOffset } = this.layout.layers[0];
@@ -172,7 +155,7 @@ export class GpuBatchLoss implements BatchLoss {
 
   /** Layers 1..K-1 of one chunk for `count` points (a_0 -> Z of the output layer), memoised. */
   private forwardPlan(ci: number, count: number): Promise<Dispatch[]> {
-    return this.memo(`forward:${ci}:${count}`, async () => {
+    return this.plans.get(`forward:${ci}:${count}`, async () => {
       const chunk = this.chunks[ci];
       const R = this.chunkRows;
       const n = this.dim;
@@ -279,8 +262,7 @@ export class GpuBatchLoss implements BatchLoss {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const b of this.buffers) b.destroy();
-    this.buffers.length = 0;
+    this.buffers.destroy();
     this.builder.destroy();
     this.plans.clear();
   }
