@@ -197,9 +197,9 @@ export type { BiasPolicy } from "./landscape/directions.ts";
 // ---- the paper's claims -------------------------------------------------------------------------
 export { CLAIMS, runClaims } from "./reproduce/run.ts";
 export type { RunOptions } from "./reproduce/run.ts";
-export type { Claim, ClaimOutcome, ReproduceContext } from "./reproduce/context.ts";
+export type { Claim, ClaimOutcome, NegativeControl, ReproduceContext } from "./reproduce/context.ts";
 export { renderReport, type ReproduceRecord } from "./reproduce/html.ts";
-export type { ClaimRecord, PlotSeries, PlotSpec } from "./reproduce/html.ts";
+export type { ClaimRecord, ControlRecord, PlotSeries, PlotSpec } from "./reproduce/html.ts";
 
 // ---- errors -------------------------------------------------------------------------------------
 export {
