@@ -134,7 +134,7 @@ export type {
   SamSharpnessResult,
 } from "./metrics/sharpness.ts";
 export { volumeFlatness } from "./metrics/volume.ts";
-export type { VolumeFlatnessOptions, VolumeFlatnessResult } from "./metrics/volume.ts";
+export type { VolumeCoordinates, VolumeFlatnessOptions, VolumeFlatnessResult } from "./metrics/volume.ts";
 export { fisherRaoNorm, pathNorm } from "./metrics/normBased.ts";
 export type { FisherRaoResult, PathNormResult } from "./metrics/normBased.ts";
 export { relativeFlatness } from "./metrics/relativeFlatness.ts";
@@ -143,6 +143,8 @@ export { normalizedSharpness } from "./metrics/normalizedSharpness.ts";
 export type { LayerNormalizedSharpness, NormalizedSharpnessOptions, NormalizedSharpnessResult } from "./metrics/normalizedSharpness.ts";
 export { pacBayesBound, pacBayesSigma } from "./metrics/pacBayes.ts";
 export type { PacBayesSigmaOptions, PacBayesSigmaResult } from "./metrics/pacBayes.ts";
+export { binaryKl, klInverseUpper, pacBayesBoundDR } from "./metrics/pacBayesDR.ts";
+export type { PacBayesDROptions, PacBayesDRResult } from "./metrics/pacBayesDR.ts";
 export { inputGradientNorms, layerGradientNorms } from "./metrics/sensitivity.ts";
 export type {
   InputGradientNormsResult,

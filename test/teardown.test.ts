@@ -69,9 +69,16 @@ describe("flatness stops on Ctrl-C", () => {
   }
 
   it("on WebGPU: the device is released, one line says so, exit 130", async () => {
-    const r = await interrupt(["reproduce", "--claims", "5,7"], /adapter/);
+    const r = await interrupt(["reproduce", "--claims", "5,7", "--backend", "webgpu"], /adapter/);
     expect(r.stderr).toMatch(/flatness reproduce: interrupted \(SIGINT\); GPU device released/);
     expect(r.code).toBe(130);
+  }, 120_000);
+
+  it("on the WebAssembly engine (worker threads, no device): stopped at once, exit 130", async () => {
+    const r = await interrupt(["reproduce", "--claims", "4,17", "--backend", "wasm"], /adapter: WebAssembly/);
+    expect(r.code).toBe(130);
+    expect(r.ms).toBeLessThan(10_000);
+    expect(r.stderr).not.toMatch(/claims pass/);
   }, 120_000);
 
   it("on the float64 engine (no device open, no handler): stopped at once, exit 130", async () => {

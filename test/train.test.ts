@@ -333,7 +333,7 @@ describe("flatness train on WebGPU (bin/flatness.mjs)", () => {
     const dir = mkdtempSync(join(tmpdir(), "flatness-train-gpu-"));
     const run = (args: string[]) => spawnSync(process.execPath, [join(root, "bin/flatness.mjs"), "train", ...args], { encoding: "utf8", cwd: root });
     const common = ["--dataset", "spirals", "--samples", "300", "--widths", "2,16,16,2", "--epochs", "5", "--seed", "2", "--json"];
-    const gpu = run([...common, "--out", join(dir, "gpu.safetensors")]);
+    const gpu = run([...common, "--backend", "webgpu", "--out", join(dir, "gpu.safetensors")]);
     expect(gpu.status, gpu.stderr).toBe(0);
     expect(gpu.stderr).toMatch(/adapter: /);
     expect(gpu.stderr).toMatch(/epoch 5\/5/);

@@ -65,6 +65,8 @@ export function headline(metric: MetricName, r: Report): Headline | null {
       return h(r.pacBayes?.flatness, "PAC-Bayes 1/sigma'^2");
     case "pac-bayes-magnitude":
       return h(r.pacBayesMagnitude?.flatness, "magnitude-aware PAC-Bayes 1/sigma'^2");
+    case "pac-bayes-dr":
+      return h(r.pacBayesDR?.bound, "Dziugaite-Roy PAC-Bayes bound");
     case "gradient-norms":
       return h(r.gradientNorms?.total, "gradient norm");
     case "input-gradients":

@@ -191,6 +191,7 @@ export function formatReport(report: MeasureReport, spec: ModelSpec, loss: LossK
   if (r.normalizedSharpness) add("normalized sharpness", r.normalizedSharpness.total, `per-entry ${f(r.normalizedSharpness.totalPerEntry)}`, r.normalizedSharpness.cost);
   if (r.pacBayes) add("PAC-Bayes 1/sigma'^2", r.pacBayes.flatness, `sigma' ${f(r.pacBayes.sigma)}`, r.pacBayes.cost);
   if (r.pacBayesMagnitude) add("PAC-Bayes mag. 1/sigma'^2", r.pacBayesMagnitude.flatness, `sigma' ${f(r.pacBayesMagnitude.sigma)}`, r.pacBayesMagnitude.cost);
+  if (r.pacBayesDR) add("PAC-Bayes bound (Dziugaite-Roy)", r.pacBayesDR.bound, `error of Q ${f(r.pacBayesDR.empiricalErrorQ)}, KL ${f(r.pacBayesDR.kl)}`, r.pacBayesDR.cost);
   if (r.gradientNorms) {
     for (const l of r.gradientNorms.layers) add(`grad norm layer ${l.layer}`, l.norm, `weight ${f(l.weight)}, bias ${f(l.bias)}`, undefined);
   }

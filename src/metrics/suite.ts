@@ -19,6 +19,7 @@ import { fisherRaoNorm, pathNorm } from "./normBased.ts";
 import { normalizedSharpness } from "./normalizedSharpness.ts";
 import { hessianOperator, layerMask, restrictedOperator, type SymmetricOperator } from "./operator.ts";
 import { pacBayesSigma } from "./pacBayes.ts";
+import { pacBayesBoundDR } from "./pacBayesDR.ts";
 import { relativeFlatness } from "./relativeFlatness.ts";
 import { inputGradientNorms, layerGradientNorms } from "./sensitivity.ts";
 import { adaptiveSharpness, epsilonSharpness, mSharpness, samSharpness, volumeFlatness } from "./sharpness.ts";
@@ -50,6 +51,7 @@ export const METRICS = {
   "normalized-sharpness": { key: "normalizedSharpness", about: "normalized sharpness (Tsuzuku et al. 2020)" },
   "pac-bayes": { key: "pacBayes", about: "PAC-Bayes flatness 1/sigma'^2, isotropic noise (Jiang et al. #53)" },
   "pac-bayes-magnitude": { key: "pacBayesMagnitude", about: "magnitude-aware PAC-Bayes flatness (Jiang et al. #61), std sqrt(sigma^2 theta^2 + eps^2)" },
+  "pac-bayes-dr": { key: "pacBayesDR", about: "PAC-Bayes bound on the error of a Gaussian posterior around theta (Dziugaite & Roy 2017: kl-inverse, optimised variances, prior N(0, lambda I))" },
   "gradient-norms": { key: "gradientNorms", about: "per-layer gradient norms (the loss is not Lipschitz under T_alpha)" },
   "input-gradients": { key: "inputGradients", about: "input-gradient norms ||df/dx||_F over the data (Dinh et al. section 5.2)" },
 } as const;
@@ -331,6 +333,12 @@ export async function measureMetrics<V>(
     const pacBayes = { seed, deviation: pacBayesDeviation, data } as const;
     if (wanted.has("pac-bayes")) report.pacBayes = await pacBayesSigma(objective, theta, { ...pacBayes, magnitudeAware: false });
     if (wanted.has("pac-bayes-magnitude")) report.pacBayesMagnitude = await pacBayesSigma(objective, theta, { ...pacBayes, magnitudeAware: true });
+    if (wanted.has("pac-bayes-dr")) {
+      if (objective.lossKind === "mse") throw new InputError("pac-bayes-dr bounds a classification error: use loss ce or logistic");
+      // The posterior's n standard deviations stay out of the report (their mean log is in it).
+      const { std: _std, ...bound } = await pacBayesBoundDR(objective, theta, { data, seed, onProgress: progress("pac-bayes-dr") });
+      report.pacBayesDR = bound;
+    }
     if (wanted.has("gradient-norms")) report.gradientNorms = await layerGradientNorms(objective, theta);
     if (wanted.has("input-gradients")) report.inputGradients = await inputGradientNorms(spec, thetaHost, data);
   } finally {

@@ -21,7 +21,8 @@ import {
   samSharpness,
   volumeFlatness,
 } from "../../src/metrics/sharpness.ts";
-import { logGamma, logUnitBallVolume } from "../../src/metrics/volume.ts";
+import { logGamma, logUnitBallVolume, volumeScales } from "../../src/metrics/volume.ts";
+import { logVolumeFactor } from "../../src/transforms/flatten.ts";
 import { dot, makeCase } from "../support/numeric.ts";
 
 /** L(θ) = ½ θᵀHθ + c over float64 host vectors. */
@@ -326,13 +327,88 @@ describe("sharpness of tiny ReLU nets", () => {
     expect(worst.cost.gradients).toBe(21);
   });
 
-  it("volume flatness changes under T_alpha (the function does not)", async () => {
+  it("volume flatness moves by exactly log|det D| under T_alpha and neuron-wise rescaling (the function does not)", async () => {
     const c = makeCase({ widths: [2, 3, 1], batch: 8, loss: "mse", seed: 4 });
-    const o = { epsilon: 0.05, rays: 16, seed: 9 };
-    const a = await volumeFlatness(c.reference, c.theta, o);
-    const b = await volumeFlatness(c.reference, alphaScale(c.spec, c.theta, [5, 0.2]), o);
-    expect(Number.isFinite(a.logVolume) && Number.isFinite(b.logVolume)).toBe(true);
-    expect(Math.abs(a.logVolume - b.logVolume)).toBeGreaterThan(0.1);
+    const alphas = [5, 0.2];
+    const scaled = alphaScale(c.spec, c.theta, alphas);
+    const logDet = logVolumeFactor(c.spec, alphas);
+    expect(logDet).toBeCloseTo(9.656627474604601, 12); // (6 + 3 + 1) log 5 + (3 + 1) log 0.2
+    // log|det D| of any diagonal D from the entries (no zero in theta here).
+    const logDetOf = (t2: Float64Array) => c.theta.reduce((s, t, i) => s + Math.log(Math.abs(t2[i] / t)), 0);
+    expect(logDetOf(scaled)).toBeCloseTo(logDet, 12);
+    const base = { epsilon: 0.05, rays: 16, seed: 9 };
+    const change = async (t2: Float64Array, coordinates: "parameter" | "tensor" | "euclidean") => {
+      const a = await volumeFlatness(c.reference, c.theta, { ...base, coordinates });
+      const b = await volumeFlatness(c.reference, t2, { ...base, coordinates });
+      expect(Number.isFinite(a.logVolume) && Number.isFinite(b.logVolume)).toBe(true);
+      return { a, b, change: b.logVolume - a.logVolume };
+    };
+    // Default (per-entry "parameter" coordinates): the same rays and radii in y, log vol + log|det D|.
+    const p = await change(scaled, "parameter");
+    expect(p.a.coordinates).toBe("parameter");
+    expect(Math.abs(p.change - logDet)).toBeLessThan(1e-6);
+    expect(p.b.scaledRadii.map((r, i) => Math.abs(r - p.a.scaledRadii[i]) / r).every((e) => e < 1e-6)).toBe(true);
+    expect(p.b.effectiveRays).toBeCloseTo(p.a.effectiveRays, 6);
+    expect(p.b.logScale - p.a.logScale).toBeCloseTo(logDet, 10);
+    // "tensor" coordinates (one scale per tensor) too.
+    expect(Math.abs((await change(scaled, "tensor")).change - logDet)).toBeLessThan(1e-6);
+    // Negative controls: the isotropic estimator moves the wrong way (about -4.1, not +9.66), and a
+    // wrong D (alphas swapped) does not give the measured change.
+    const e = await change(scaled, "euclidean");
+    expect(Math.abs(e.change - logDet)).toBeGreaterThan(1);
+    expect(Math.abs(p.change - logVolumeFactor(c.spec, [0.2, 5]))).toBeGreaterThan(1);
+    // Neuron-wise rescaling (several scalars in one tensor): exact per entry, not per tensor.
+    const rescaled = neuronRescale(c.spec, c.theta, 0, [2, 0.5, 3]);
+    expect(rel(await c.reference.loss(rescaled), await c.reference.loss(c.theta))).toBeLessThan(1e-12);
+    const logDetN = logDetOf(rescaled);
+    expect(Math.abs(logDetN)).toBeGreaterThan(0.5);
+    expect(Math.abs((await change(rescaled, "parameter")).change - logDetN)).toBeLessThan(1e-6);
+    expect(Math.abs((await change(rescaled, "tensor")).change - logDetN)).toBeGreaterThan(1e-3);
+  });
+
+  it("parameter coordinates: the scales, their floor, and an unbiased ellipsoid volume away from 0", async () => {
+    const groups = [{ offset: 0, size: 4 }, { offset: 4, size: 2 }, { offset: 6, size: 1 }];
+    const theta = [0, 2, -1e-5, 1, 0, 0, 3];
+    // rms of the nonzero entries of the first tensor: sqrt((4 + 1e-10 + 1) / 3); the all-zero second
+    // tensor falls back to all nonzero entries: sqrt((4 + 1e-10 + 1 + 9) / 4).
+    const r0 = Math.sqrt((4 + 1e-10 + 1) / 3);
+    const rAll = Math.sqrt((4 + 1e-10 + 1 + 9) / 4);
+    const a = volumeScales(theta, groups, "parameter", 0.01);
+    const expected = [0.01 * r0, 2, -0.01 * r0, 1, 0.01 * rAll, 0.01 * rAll, 3];
+    expected.forEach((x, i) => expect(a[i]).toBeCloseTo(x, 14));
+    const t = volumeScales(theta, groups, "tensor");
+    [r0, r0, r0, r0, rAll, rAll, 3].forEach((x, i) => expect(t[i]).toBeCloseTo(x, 14));
+    expect(Array.from(volumeScales(theta, groups, "euclidean"))).toEqual(new Array(7).fill(1));
+    expect(Array.from(volumeScales(new Array(7).fill(0), groups, "parameter"))).toEqual(new Array(7).fill(1));
+    // Scaling one tensor scales its floor: the scales stay equivariant under T_alpha-like maps.
+    const theta2 = theta.map((x, i) => (i < 4 ? 7 * x : x));
+    const a2 = volumeScales(theta2, groups, "parameter", 0.01);
+    for (let i = 0; i < 4; i++) expect(a2[i] / a[i]).toBeCloseTo(7, 12);
+
+    // A quadratic bowl centred at theta0 != 0: the exact ellipsoid volume, with A = diag(theta0).
+    const eig = [4, 1, 0.25];
+    const q = rotatedQuadratic(eig, 0.5);
+    const theta0 = Float64Array.of(3, -0.5, 0.2);
+    const shifted: Objective<Float64Array> = {
+      spec: q.spec, lossKind: q.lossKind, sampleCount: 1, space: q.space, counters: q.counters,
+      loss: (x) => q.loss(x.map((v, i) => v - theta0[i])),
+      gradient: () => Promise.reject(new Error("unused")), hvp: () => Promise.reject(new Error("unused")),
+      hvpBlock: () => Promise.reject(new Error("unused")), outputs: () => Promise.reject(new Error("unused")), dispose() {},
+    };
+    const eps = 0.5;
+    const r = await volumeFlatness(shifted, theta0, { epsilon: eps, rays: 400, seed: 2 });
+    const exact = logUnitBallVolume(3) + eig.reduce((s, l) => s + 0.5 * Math.log((2 * eps) / l), 0);
+    expect(r.logScale).toBeCloseTo(Math.log(3 * 0.5 * 0.2), 12);
+    expect(r.censoredRays).toBe(0);
+    // radii are theta-space distances to the boundary: between the ellipsoid's semi-axes.
+    for (const radius of r.radii) {
+      expect(radius).toBeGreaterThanOrEqual(Math.sqrt((2 * eps) / 4) * (1 - 1e-8));
+      expect(radius).toBeLessThanOrEqual(Math.sqrt((2 * eps) / 0.25) * (1 + 1e-8));
+    }
+    expect(r.scaledRadii).not.toEqual(r.radii);
+    expect(Math.abs(r.logVolume - exact)).toBeLessThan(4 * r.stderrLog);
+    await expect(volumeFlatness(shifted, theta0, { epsilon: eps, coordinates: "polar" as "parameter" })).rejects.toThrow(/coordinates must be/);
+    await expect(volumeFlatness(shifted, theta0, { epsilon: eps, floor: 0 })).rejects.toThrow(/floor/);
   });
 
   it("same seed gives identical results, a different seed different ones", async () => {
