@@ -1,12 +1,12 @@
 /**
- * Claims 18-21 of `flatness reproduce` (src/reproduce/claimsPaper.ts) on the float64 reference,
+ * Claims 18-22 of `flatness reproduce` (src/reproduce/claimsPaper.ts) on the float64 reference,
  * quick setting: each passes with the numbers its verdict rests on, and each of its negative
  * controls makes it FAIL for the reason the control names (the measurement that moves).
  */
 import { describe, expect, it } from "vitest";
 import { type Backend, cpuBackend } from "../src/backend/mod.ts";
 import type { Claim, ClaimOutcome, ReproduceContext } from "../src/reproduce/context.ts";
-import { inputLipschitz, logLogSlope, powerFamilyFlip, theorem4Frobenius, weightNormSharpness } from "../src/reproduce/claimsPaper.ts";
+import { inputLipschitz, logLogSlope, powerFamilyFlip, theorem4Frobenius, theorem4Spectral, weightNormSharpness } from "../src/reproduce/claimsPaper.ts";
 import { CLAIMS } from "../src/reproduce/run.ts";
 
 const ctx: ReproduceContext = { backend: cpuBackend() as Backend, seed: 0, quick: true, progress: () => {} };
@@ -18,10 +18,10 @@ function run(claim: Claim, control?: string): Promise<ClaimOutcome> {
   return claim.run({ ...ctx, control });
 }
 
-describe("claims 18-21: statements of the paper, each with negative controls", () => {
-  it("are claims 18-21 at the end of CLAIMS, each with at least one negative control", () => {
-    expect(CLAIMS.slice(17, 21)).toEqual([theorem4Frobenius, weightNormSharpness, powerFamilyFlip, inputLipschitz]);
-    for (const c of [theorem4Frobenius, weightNormSharpness, powerFamilyFlip, inputLipschitz]) {
+describe("claims 18-22: statements of the paper, each with negative controls", () => {
+  it("are claims 18-22 at the end of CLAIMS, each with at least one negative control", () => {
+    expect(CLAIMS.slice(17, 22)).toEqual([theorem4Frobenius, weightNormSharpness, powerFamilyFlip, inputLipschitz, theorem4Spectral]);
+    for (const c of [theorem4Frobenius, weightNormSharpness, powerFamilyFlip, inputLipschitz, theorem4Spectral]) {
       expect(c.controls!.length).toBeGreaterThan(0);
     }
   });
@@ -34,12 +34,14 @@ describe("claims 18-21: statements of the paper, each with negative controls", (
     expect(logLogSlope([0.1, 0.03, 0.01], [1e2, 1 / 0.03 ** 2, 1e4])).toBeCloseTo(-2, 12);
   });
 
-  it("claim 18: ||H||_F and lambda_max grow as alpha^-2, above the proof's bound d/alpha^2, outputs kept", async () => {
+  it("claims 18 and 22: ||H||_F and lambda_max grow as alpha^-2, above the proof's bound d/alpha^2, outputs kept", async () => {
     const r = await run(theorem4Frobenius);
     const d: Details = r.details;
     expect(r.pass, r.measured).toBe(true);
     expect(Math.abs(d.slopeFrobenius + 2)).toBeLessThan(0.01);
-    expect(Math.abs(d.slopeTopEigenvalue + 2)).toBeLessThan(0.01);
+    const spectral = await run(theorem4Spectral);
+    expect(spectral.pass, spectral.measured).toBe(true);
+    expect(Math.abs((spectral.details as Details).slopeTopEigenvalue + 2)).toBeLessThan(0.01);
     for (const row of d.rows) {
       expect(row.frobenius).toBeGreaterThanOrEqual(row.bound);
       expect(row.frobenius).toBeGreaterThanOrEqual(row.topEigenvalue); // ||H||_F >= ||H||_2
@@ -47,14 +49,18 @@ describe("claims 18-21: statements of the paper, each with negative controls", (
     }
   });
 
-  it("claim 18 controls: unscaled biases change the function; a frozen Hessian has slope 0", async () => {
-    const bias = await run(theorem4Frobenius, "bias-unscaled");
-    expect(bias.pass).toBe(false);
-    expect(Math.max(...(bias.details as Details).rows.map((x: Details) => x.relativeOutputDifference))).toBeGreaterThan(0.1);
+  it("claims 18 and 22 controls: unscaled biases change the function; a frozen Hessian has slope 0", async () => {
+    for (const claim of [theorem4Frobenius, theorem4Spectral]) {
+      const bias = await run(claim, "bias-unscaled");
+      expect(bias.pass).toBe(false);
+      expect(Math.max(...(bias.details as Details).rows.map((x: Details) => x.relativeOutputDifference))).toBeGreaterThan(0.1);
+    }
     const frozen = await run(theorem4Frobenius, "frozen-hessian");
     expect(frozen.pass).toBe(false);
     expect(Math.abs((frozen.details as Details).slopeFrobenius)).toBeLessThan(1e-6);
-    expect(Math.abs((frozen.details as Details).slopeTopEigenvalue)).toBeLessThan(1e-6);
+    const frozenSpectral = await run(theorem4Spectral, "frozen-hessian");
+    expect(frozenSpectral.pass).toBe(false);
+    expect(Math.abs((frozenSpectral.details as Details).slopeTopEigenvalue)).toBeLessThan(1e-6);
   });
 
   it("claim 19: weight normalization: infinite volume, low and high epsilon-sharpness in v, function kept", async () => {

@@ -10,7 +10,7 @@ import { epsilonFullSpace, epsilonSubspace, secondOrder, sharpenTheorem4, sharpe
 import { criticalPoint, inputRepresentation, invariantMeasures, radialFlip, weightNormalization } from "./claimsReparam.ts";
 import { keskarExperiment } from "./claimKeskar.ts";
 import { keskarMnistExperiment } from "./claimKeskarMnist.ts";
-import { inputLipschitz, powerFamilyFlip, theorem4Frobenius, weightNormSharpness } from "./claimsPaper.ts";
+import { inputLipschitz, powerFamilyFlip, theorem4Frobenius, theorem4Spectral, weightNormSharpness } from "./claimsPaper.ts";
 
 /** The claims of Dinh et al. 2017 that `flatness reproduce` checks, in report order: T_alpha's observational equivalence and its effect on gradient, Hessian and volume (Theorems 2 and 3), Theorems 4 and 5, the ε-sharpness constructions (section 4.3), the reparametrizations (section 5), Keskar et al.'s experiment, the invariant measures, and Keskar et al.'s experiment on real digits with a CNN. */
 export const CLAIMS: Claim[] = [
@@ -35,6 +35,7 @@ export const CLAIMS: Claim[] = [
   weightNormSharpness,
   powerFamilyFlip,
   inputLipschitz,
+  theorem4Spectral,
 ];
 
 /** Options of runClaims. */
