@@ -393,3 +393,66 @@ describe("wasm engine: threads, metrics and the backend seam", () => {
     }
   });
 });
+
+// ---- the gemm's epilogues --------------------------------------------------------------------
+
+describe("wasm gemm: bias and epilogues (rectifier mask and activation) after the last block of the sum", () => {
+  it("match a float64 product then the rectifier, at edge tiles, past KC, split in parts and split-K, on 1 and 2 threads", async () => {
+    const one = await WasmRuntime.create({ threads: 1 });
+    try {
+      const rng = new Rng(5);
+      // (M, N, K): edge tiles both ways; K past one KC block (256); a split-K shape (small C, long
+      // sum); sums not a multiple of 4; transposed A and B (the packing's vector paths).
+      const shapes: [number, number, number, boolean, boolean][] = [[7, 13, 300], [50, 3, 600], [5, 5, 1100], [61, 40, 19], [30, 17, 262]].map(([m, n, k], i) => [m, n, k, i % 2 === 1, i >= 3]);
+      for (const r of [rt, one]) {
+        for (const [M, N, K, transA, transB] of shapes) {
+          for (const kind of ["mask", "rectify"] as const) {
+            for (const accumulate of [false, true]) {
+              const slope = 0.1;
+              const A = rng.normals(M * K);
+              const B = rng.normals(K * N);
+              const C0 = rng.normals(M * N);
+              const Zv = rng.normals(M * N);
+              const biasV = rng.normals(N);
+              const useBias = !accumulate && M % 2 === 1;
+              const at = [M * K, K * N, M * N, M * N, N].map((n) => r.alloc(n));
+              const f = r.f32;
+              f.set(A, at[0] / 4);
+              f.set(B, at[1] / 4);
+              f.set(C0, at[2] / 4);
+              f.set(Zv, at[3] / 4);
+              f.set(biasV, at[4] / 4);
+              const bias32 = Float32Array.from(biasV);
+              const a32 = Float32Array.from(A);
+              const b32 = Float32Array.from(B);
+              const c32 = Float32Array.from(C0);
+              const z32 = Float32Array.from(Zv);
+              r.gemm({
+                M, N, K, A: at[0], rsA: transA ? 1 : K, csA: transA ? M : 1, B: at[1], rsB: transB ? 1 : N, csB: transB ? K : 1, C: at[2], ldc: N, accumulate, bias: useBias ? at[4] : undefined,
+                epilogue: { kind, Z: at[3], slope },
+              });
+              const g = r.f32;
+              const wantC = new Float64Array(M * N);
+              const wantZ = new Float64Array(M * N);
+              for (let i = 0; i < M; i++) {
+                for (let j = 0; j < N; j++) {
+                  let v = accumulate ? c32[i * N + j] : useBias ? bias32[j] : 0;
+                  for (let k = 0; k < K; k++) v += a32[transA ? k * M + i : i * K + k] * b32[transB ? j * K + k : k * N + j];
+                  const rect = (x: number, cond: number) => (cond > 0 ? x : slope * x);
+                  wantC[i * N + j] = kind === "mask" ? rect(v, z32[i * N + j]) : v;
+                  wantZ[i * N + j] = kind === "mask" ? z32[i * N + j] : rect(v, v);
+                }
+              }
+              const label = `${r.threads} threads, ${M}x${N}x${K}${transA ? " (A^T)" : ""}${transB ? " (B^T)" : ""}, ${kind}, accumulate ${accumulate}, bias ${useBias}`;
+              assertClose(`${label}: C`, Float64Array.from(g.subarray(at[2] / 4, at[2] / 4 + M * N)), wantC, 1e-4, 1e-4);
+              assertClose(`${label}: Z`, Float64Array.from(g.subarray(at[3] / 4, at[3] / 4 + M * N)), wantZ, 1e-4, 1e-4);
+              for (const p of at) r.release(p);
+            }
+          }
+        }
+      }
+    } finally {
+      one.close();
+    }
+  });
+});

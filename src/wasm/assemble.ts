@@ -9,8 +9,9 @@
 /** Value types. */
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
-export type ValType = typeof I32 | typeof F32 | typeof V128;
+export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 /** Unsigned LEB128. */
 export function uleb(n: number): number[] {
@@ -164,6 +165,42 @@ export class FunctionBuilder {
   memoryFill(): this {
     return this.op(0xfc, ...uleb(11), 0);
   }
+  // f64 scalar
+  f64Load(offset = 0): this {
+    return this.op(0x2b, 3, ...uleb(offset));
+  }
+  f64Store(offset = 0): this {
+    return this.op(0x39, 3, ...uleb(offset));
+  }
+  f64Add(): this {
+    return this.op(0xa0);
+  }
+  f64PromoteF32(): this {
+    return this.op(0xbb);
+  }
+  f32DemoteF64(): this {
+    return this.op(0xb6);
+  }
+  /** v128.load64_zero: two f32 into the low half, zeros above. */
+  load64Zero(offset = 0): this {
+    return this.simd(0x5d, 3, ...uleb(offset));
+  }
+  f64x2PromoteLowF32x4(): this {
+    return this.simd(0x5f);
+  }
+  f64x2Add(): this {
+    return this.simd(0xf0);
+  }
+  /** i8x16.shuffle of two vectors by 32-bit lanes (0-3: the first, 4-7: the second). */
+  shuffle32(lanes: [number, number, number, number]): this {
+    const bytes: number[] = [];
+    for (const l of lanes) for (let b = 0; b < 4; b++) bytes.push(4 * l + b);
+    return this.simd(0x0d, ...bytes);
+  }
+  /** v128.store64_lane (stack: address, vector). */
+  store64Lane(lane: number, offset = 0): this {
+    return this.simd(0x5b, 0, ...uleb(offset), lane);
+  }
   f32x4Gt(): this {
     return this.simd(0x44);
   }
@@ -218,6 +255,17 @@ export class FunctionBuilder {
       this.op(0x05);
       otherwise();
     }
+    this.depth--;
+    return this.op(0x0b);
+  }
+
+  /** if (condition on the stack) then() else otherwise(), each pushing one value of type t. */
+  ifThenValue(t: ValType, then: () => void, otherwise: () => void): this {
+    this.op(0x04, t);
+    this.depth++;
+    then();
+    this.op(0x05);
+    otherwise();
     this.depth--;
     return this.op(0x0b);
   }

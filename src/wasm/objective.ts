@@ -20,8 +20,11 @@
  * The data is copied once into wasm memory and processed in chunks of rows in a fixed order
  * (gradients accumulate in place), so results are deterministic. With one chunk, the forward
  * pass and the deltas are kept between calls at the same parameters, so a run of HVPs at one
- * point (Lanczos, Hutchinson) skips them. Element-wise passes (activations, pooling, losses,
- * im2col) run in JavaScript on the calling thread; they are a few percent of the GEMM work.
+ * point (Lanczos, Hutchinson) skips them. Biases, the activations of unpooled layers and the
+ * rectifier's derivative in the tangent and backward passes come with the GEMMs (their bias and
+ * epilogues); bias gradients, im2col and the remaining rectifier passes are wasm kernels on the
+ * calling thread; pooling and losses run in JavaScript there (the softmax probabilities of the
+ * loss are kept for the curvature of the R-operator).
  *
  * Vectors are host Float64Array (WasmVectorSpace, unit roundoff 2^-23: what the f32 products
  * resolve), so the host optimizers and every metric run on this engine unchanged.
@@ -46,7 +49,9 @@ import {
 } from "../model.ts";
 import { type Objective, zeroCounters } from "../objective.ts";
 import type { MinibatchObjective } from "../train/trainer.ts";
-import type { WasmRuntime } from "./runtime.ts";
+import type { GemmArgs, WasmRuntime } from "./runtime.ts";
+
+type Epilogue = NonNullable<GemmArgs["epilogue"]>;
 
 /** Host float64 vectors whose products come from an f32 engine: unit roundoff 2^-23. */
 export class WasmVectorSpace extends HostVectorSpace {
@@ -216,6 +221,10 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
   private rdelta: number[] = [];
   private back = 0;
   private hbuf = 0;
+  private sumScratch = 0; // f64 column sums (bias gradients)
+  /** Softmax probabilities of the rows at probsFor (internal order), kept by lossChunk for lossCurvature. */
+  private probs = new Float64Array(0);
+  private probsFor = -1;
   private cols: number[] = [];
   private keptCols: number[] = []; // per conv layer: im2col(a_k) from the last forward pass
   private currentInput: number[] = []; // per layer: the input address keptCols[k] was made from
@@ -369,6 +378,8 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
     this.rdelta = [this.alloc(R * zMax), this.alloc(R * zMax)];
     this.back = this.alloc(R * widest);
     this.hbuf = this.alloc(R * zMax);
+    this.sumScratch = this.alloc(2 * Math.max(...this.plans.map((p) => p.O)));
+    if (this.lossKind === "ce") this.probs = new Float64Array(R * this.C);
     if (cols > 0) this.cols = [this.alloc(R * cols), this.alloc(R * cols)];
     if (this.mbRows > 0) this.mbX = this.alloc(this.mbRows * d);
   }
@@ -508,10 +519,8 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
       this.backward(ch);
       this.keepState("deltas", total);
     }
-    const direction = new Float32Array(this.dim);
     for (let j = 0; j < vs.length; j++) {
-      this.toInternal(vs[j], direction);
-      this.rt.f32.set(direction, this.dir / 4);
+      this.toInternal(vs[j], this.rt.f32.subarray(this.dir / 4, this.dir / 4 + this.dim));
       this.zero(this.grad, this.dim);
       if (single) this.rOperator(this.singleChunk(), this.grad);
       else {
@@ -569,20 +578,22 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
   private forward(ch: Chunk): void {
     const K = this.plans.length;
     const R = ch.rows;
-    const f = this.rt.f32;
+    this.probsFor = -1;
     for (let k = 0; k < K; k++) {
       const p = this.plans[k];
       if (p.conv) {
         this.im2col(p.conv, this.input(ch, k), this.keptCols[k], R);
         this.currentInput[k] = this.input(ch, k);
       }
-      this.linearMap(k, [[this.theta, this.input(ch, k)]], this.theta, this.z[k], R);
-      if (k + 1 === K) break;
-      const n = R * p.zSize;
+      const hidden = k + 1 < K;
+      // The activation of an unpooled hidden layer comes with the gemm (its epilogue).
+      const epilogue: Epilogue | undefined = hidden && !p.pool ? { kind: "rectify", Z: this.act[k], slope: this.slope } : undefined;
+      this.linearMap(k, [[this.theta, this.input(ch, k)]], this.theta, this.z[k], R, epilogue);
+      if (!hidden) break;
       if (p.pool) {
-        this.rt.rectify(this.hbuf, this.z[k], this.z[k], n, this.slope);
+        this.rt.rectify(this.hbuf, this.z[k], this.z[k], R * p.zSize, this.slope);
         this.poolForward(p, this.hbuf, this.act[k], this.argmax[k], R);
-      } else this.rt.rectify(this.act[k], this.z[k], this.z[k], n, this.slope);
+      }
     }
   }
 
@@ -598,19 +609,29 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
     let total = 0;
     if (this.lossKind === "ce") {
       const p = new Float64Array(C);
+      const probs = this.probs;
+      const idx = map ?? Int32Array.from({ length: C }, (_, j) => j);
+      const labels = ch.labels!;
       for (let s = 0; s < ch.rows; s++) {
         const row = z + s * C;
         let m = -Infinity;
-        for (let j = 0; j < C; j++) m = Math.max(m, f[row + at(j)]);
+        for (let j = 0; j < C; j++) m = Math.max(m, f[row + idx[j]]);
         let sum = 0;
         for (let j = 0; j < C; j++) {
-          p[j] = Math.exp(f[row + at(j)] - m);
+          p[j] = Math.exp(f[row + idx[j]] - m);
           sum += p[j];
         }
-        const y = ch.labels![s];
-        total += m + Math.log(sum) - f[row + at(y)];
-        if (withDelta) for (let j = 0; j < C; j++) f[dl + s * C + at(j)] = (p[j] / sum - (j === y ? 1 : 0)) / N;
+        const y = labels[s];
+        total += m + Math.log(sum) - f[row + idx[y]];
+        if (withDelta) {
+          for (let j = 0; j < C; j++) {
+            const q = p[j] / sum;
+            probs[s * C + idx[j]] = q;
+            f[dl + s * C + idx[j]] = (q - (j === y ? 1 : 0)) / N;
+          }
+        }
       }
+      if (withDelta) this.probsFor = ch.x;
       return total / N;
     }
     if (this.lossKind === "mse") {
@@ -644,7 +665,15 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
     const o = out / 4;
     const C = this.C;
     const R = ch.rows;
-    if (this.lossKind === "ce") {
+    if (this.lossKind === "ce" && this.probsFor === ch.x) {
+      const probs = this.probs;
+      for (let s = 0; s < R; s++) {
+        const row = s * C;
+        let pr = 0;
+        for (let j = 0; j < C; j++) pr += probs[row + j] * f[rz + row + j];
+        for (let j = 0; j < C; j++) f[o + row + j] = (probs[row + j] * (f[rz + row + j] - pr)) / N;
+      }
+    } else if (this.lossKind === "ce") {
       // The softmax curvature does not depend on the order of a row's entries.
       const p = new Float64Array(C);
       for (let s = 0; s < R; s++) {
@@ -690,17 +719,20 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
   private rOperator(ch: Chunk, out: number): void {
     const K = this.plans.length;
     const R = ch.rows;
-    const f = this.rt.f32;
     for (let k = 0; k < K; k++) {
       const p = this.plans[k];
       const pairs: [number, number][] = [[this.dir, this.input(ch, k)]];
       if (k > 0) pairs.push([this.theta, this.ra[k - 1]]);
+      if (k + 1 < K && !p.pool) {
+        // Ra = phi'(z) ⊙ Rz straight from the gemm (its epilogue).
+        this.linearMap(k, pairs, this.dir, this.ra[k], R, { kind: "mask", Z: this.z[k], slope: this.slope });
+        continue;
+      }
       this.linearMap(k, pairs, this.dir, this.rz, R);
       if (k + 1 === K) break;
       // Rh = phi'(z) ⊙ Rz, then the pooling's tangent.
       this.mask(this.rz, this.z[k], R * p.zSize);
-      if (p.pool) this.poolTangent(p, this.rz, this.ra[k], this.argmax[k], R);
-      else f.copyWithin(this.ra[k] / 4, this.rz / 4, this.rz / 4 + R * p.zSize);
+      this.poolTangent(p, this.rz, this.ra[k], this.argmax[k], R);
     }
     let cur = 0;
     this.lossCurvature(ch, this.sampleCount, this.rdelta[cur]);
@@ -721,23 +753,20 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
    * z = sum over pairs of L_k(input; weights) + bias (bias taken from `biasFrom` at the layer's
    * bias offset): the forward pass (one pair) and the tangent (two pairs).
    */
-  private linearMap(k: number, pairs: [number, number][], biasFrom: number, out: number, R: number): void {
+  private linearMap(k: number, pairs: [number, number][], biasFrom: number, out: number, R: number, epilogue?: Epilogue): void {
     const p = this.plans[k];
-    const f = this.rt.f32;
     const hasBias = p.b >= 0;
     const c = p.conv;
+    const bias = hasBias ? biasFrom + 4 * p.b : 0;
     const rows = c ? R * c.P : R;
-    const width = p.O;
-    if (hasBias) {
-      const b = biasFrom / 4 + p.b;
-      const o = out / 4;
-      for (let r = 0; r < rows; r++) for (let j = 0; j < width; j++) f[o + r * width + j] = f[b + j];
-    }
     pairs.forEach(([weights, input], i) => {
-      const accumulate = hasBias || i > 0;
+      // The first product overwrites the output and adds the bias (the gemm's, with the first block of the sum).
+      const accumulate = i > 0;
+      const withBias = i === 0 && hasBias ? bias : undefined;
       const wAt = weights + 4 * p.w;
+      const last = i + 1 === pairs.length;
       if (!c) {
-        this.rt.gemm({ M: R, N: p.O, K: p.inSize, A: input, rsA: p.inSize, csA: 1, B: wAt, rsB: 1, csB: p.inSize, C: out, ldc: p.O, accumulate });
+        this.rt.gemm({ M: R, N: p.O, K: p.inSize, A: input, rsA: p.inSize, csA: 1, B: wAt, rsB: 1, csB: p.inSize, C: out, ldc: p.O, accumulate, bias: withBias, epilogue: last ? epilogue : undefined });
         return;
       }
       const cols = this.colsFor(k, c, input, i, R);
@@ -747,6 +776,8 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
           A: cols + 4 * g * c.TCg, rsA: c.CinT, csA: 1,
           B: wAt + 4 * g * c.Og * c.TCg, rsB: 1, csB: c.TCg,
           C: out + 4 * g * c.Og, ldc: c.Cout, accumulate,
+          bias: withBias === undefined ? undefined : withBias + 4 * g * c.Og,
+          epilogue: last && epilogue ? { ...epilogue, Z: epilogue.Z + 4 * g * c.Og } : undefined,
         });
       }
     });
@@ -763,9 +794,13 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
     // With pooling before this layer, the product lands in `back` and is spread into out.
     const target = prev.pool ? this.back : out;
     if (!c) {
+      // Without pooling, phi'(z_{k-1}) comes with the last gemm (its epilogue).
+      const fused = !prev.pool;
       pairs.forEach(([weights, d], i) => {
-        this.rt.gemm({ M: R, N: p.inSize, K: p.O, A: d, rsA: p.O, csA: 1, B: weights + 4 * p.w, rsB: p.inSize, csB: 1, C: target, ldc: p.inSize, accumulate: i > 0 });
+        const epilogue: Epilogue | undefined = fused && i + 1 === pairs.length ? { kind: "mask", Z: this.z[k - 1], slope: this.slope } : undefined;
+        this.rt.gemm({ M: R, N: p.inSize, K: p.O, A: d, rsA: p.O, csA: 1, B: weights + 4 * p.w, rsB: p.inSize, csB: 1, C: target, ldc: p.inSize, accumulate: i > 0, epilogue });
       });
+      if (fused) return;
     } else {
       const dcols = this.cols[0];
       pairs.forEach(([weights, d], i) => {
@@ -804,14 +839,7 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
       }
     });
     if (p.b < 0) return;
-    const f = this.rt.f32;
-    const rows = c ? R * c.P : R;
-    const O = p.O;
-    const sums = new Float64Array(O);
-    const dd = biasD / 4;
-    for (let r = 0; r < rows; r++) for (let j = 0; j < O; j++) sums[j] += f[dd + r * O + j];
-    const b = grad / 4 + p.b;
-    for (let j = 0; j < O; j++) f[b + j] += sums[j];
+    this.rt.colSums(grad + 4 * p.b, biasD, c ? R * c.P : R, p.O, this.sumScratch);
   }
 
   // ---- element-wise passes (JavaScript) ---------------------------------------------------------
@@ -935,14 +963,17 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
   private toInternal(v: Float64Array, out: Float32Array): void {
     const perm = this.perm;
     if (perm) for (let i = 0; i < out.length; i++) out[i] = v[perm[i]];
-    else for (let i = 0; i < out.length; i++) out[i] = v[i];
+    else out.set(v);
   }
 
   /** Copies theta into wasm memory; false when it equals what is there (the kept state stays valid). */
   private upload(theta: Float64Array): boolean {
     if (this.disposed) throw new InputError("the objective was disposed");
     if (theta.length !== this.dim) throw new InputError(`theta has ${theta.length} entries, the model has ${this.dim} parameters`);
-    assertFinite("theta", theta);
+    // Any infinity or NaN makes the sum NaN; assertFinite then names the first (a fast check first).
+    let probe = 0;
+    for (let i = 0; i < theta.length; i++) probe += theta[i] * 0;
+    if (probe !== 0) assertFinite("theta", theta);
     const t = this.hostTheta;
     this.toInternal(theta, t);
     const f = this.rt.f32;
@@ -968,7 +999,7 @@ export class WasmObjective implements Objective<Float64Array>, MinibatchObjectiv
     const a = at / 4;
     const perm = this.perm;
     if (perm) for (let i = 0; i < this.dim; i++) out[perm[i]] = f[a + i];
-    else for (let i = 0; i < this.dim; i++) out[i] = f[a + i];
+    else out.set(f.subarray(a, a + this.dim));
   }
 
   private checkOut(out: Float64Array, what: string): void {

@@ -5,13 +5,17 @@
  * each large GEMM with the calling thread.
  *
  * Threads. Workers (Node worker_threads, Deno and browser Web Workers) instantiate the same module
- * on the same shared memory and block in Atomics.wait on a control block there. A threaded gemm
- * writes one argument list per part into the control block, bumps the generation word and
- * notifies; the calling thread runs part 0 while the workers run theirs, then waits until every
- * part is done. Parts split the columns (or rows) of C in whole micro-tiles, and the order of
- * every sum depends on K only, so the result is the same for any thread count; gemms whose output
- * is small and whose sum is long (weight gradients of convolutions) split the sum instead, each
- * part into a scratch copy of C, added in part order: deterministic for a given thread count.
+ * on the same shared memory and wait (a short spin, then Atomics.wait) on a control block there.
+ * A threaded gemm writes one argument list per part into the control block, opens the parts for
+ * claiming, bumps the generation word and notifies; every thread, the calling one included,
+ * then claims parts one at a time (compare-and-swap on a claim word tagged with the generation)
+ * until none is left, and the calling thread waits until every part is done. Claiming balances
+ * the load: a worker that wakes late or is descheduled (other processes on the cores) leaves its
+ * parts to the others instead of stalling the call. Parts split the columns (or rows) of C in
+ * whole micro-tiles, a few per thread, and the order of every sum depends on K only, so the
+ * result is the same whoever runs a part and for any thread count; gemms whose output is small
+ * and whose sum is long (weight gradients of convolutions) split the sum instead, each part into
+ * its own scratch copy of C, added in part order: deterministic for a given thread count.
  * Workers run nothing but the kernel module: they never touch WebGPU.
  *
  * Without SharedArrayBuffer (a page that is not cross-origin isolated) or with threads: 1, the
@@ -32,6 +36,21 @@ const PAGE = 65536;
 const MAX_PAGES = 65536;
 const CONTROL_INTS = 16 + 16 * 16; // header + 16 parts of 16 ints
 const MAX_THREADS = 16;
+const MAX_PARTS = 16;
+/** Parts per thread of a split gemm (claimed dynamically; each part packs its own copy of the shared operand). */
+const PARTS_PER_THREAD = 3;
+/**
+ * Rows (or columns) of C per part at least, beyond one part per thread: a part packs all of the
+ * operand the parts share, which costs about 1/(32·rows) of its multiply-adds each, so this keeps
+ * the repacking near 3%.
+ */
+const MIN_PART_ROWS = 128;
+// Control block words: generation, exit flag, parts, parts done, claim word (-1: closed; else tag << 5 | next part).
+const GEN = 0;
+const EXIT = 1;
+const NPARTS = 2;
+const DONE = 3;
+const CLAIM = 4;
 /** Multiply-adds below which a gemm runs on the calling thread alone (waking workers costs ~10-50 µs). */
 const THREAD_MIN_WORK = 1 << 18;
 
@@ -96,22 +115,28 @@ export function wasmSimdAvailable(): boolean {
  */
 const WORKER_SOURCE = `
 const start = (msg, post) => {
-  const { bytes, memory, control, index } = msg;
+  const { bytes, memory, control, work } = msg;
   const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
   const gemm = instance.exports.gemm;
   const ctl = new Int32Array(memory.buffer, control, ${CONTROL_INTS});
-  let gen = Atomics.load(ctl, 0);
+  const ctlF = new Float32Array(memory.buffer, control, ${CONTROL_INTS});
+  let gen = Atomics.load(ctl, ${GEN});
   post("ready");
   for (;;) {
-    Atomics.wait(ctl, 0, gen);
-    gen = Atomics.load(ctl, 0);
-    if (ctl[1] === -1) return;
-    const p = 16 + 16 * index;
-    if (index < ctl[2]) {
-      gemm(ctl[p], ctl[p + 1], ctl[p + 2], ctl[p + 3], ctl[p + 4], ctl[p + 5], ctl[p + 6], ctl[p + 7], ctl[p + 8], ctl[p + 9], ctl[p + 10], ctl[p + 11], ctl[p + 12]);
+    // A short spin first: gemms come in quick succession, and Atomics.wait's wake-up is slow.
+    for (let spins = 0; spins < 2000 && Atomics.load(ctl, ${GEN}) === gen; spins++);
+    Atomics.wait(ctl, ${GEN}, gen);
+    gen = Atomics.load(ctl, ${GEN});
+    if (Atomics.load(ctl, ${EXIT}) === -1) return;
+    for (;;) {
+      const w = Atomics.load(ctl, ${CLAIM});
+      if (w < 0 || (w & 31) >= Atomics.load(ctl, ${NPARTS})) break;
+      if (Atomics.compareExchange(ctl, ${CLAIM}, w, w + 1) !== w) continue;
+      const p = 16 + 16 * (w & 31);
+      gemm(ctl[p], ctl[p + 1], ctl[p + 2], ctl[p + 3], ctl[p + 4], ctl[p + 5], ctl[p + 6], ctl[p + 7], ctl[p + 8], ctl[p + 9], ctl[p + 10], ctl[p + 11], work, ctl[p + 12], ctl[p + 13], ctlF[p + 14], ctl[p + 15]);
+      Atomics.add(ctl, ${DONE}, 1);
+      Atomics.notify(ctl, ${DONE});
     }
-    Atomics.add(ctl, 3, 1);
-    Atomics.notify(ctl, 3);
   }
 };
 if (typeof self === "object" && typeof self.postMessage === "function" && typeof require === "undefined") {
@@ -171,7 +196,16 @@ export interface GemmArgs {
   ldc: number;
   /** Add into C (true) or overwrite it. */
   accumulate: boolean;
+  /** Byte address of N floats added to every row of the product when C is overwritten (not with accumulate). */
+  bias?: number;
+  /**
+   * Applied as C is finished, Z laid out as C (same ldc): "mask" stores C = Z > 0 ? v : slope·v
+   * (a rectifier's derivative times the product v), "rectify" stores C = v and Z = v > 0 ? v : slope·v.
+   */
+  epilogue?: { kind: "mask" | "rectify"; Z: number; slope: number };
 }
+
+const EPILOGUE_MODE = { mask: 1, rectify: 2 } as const;
 
 type GemmFn = (...args: number[]) => void;
 
@@ -187,6 +221,7 @@ export class WasmRuntime {
   private readonly works: number[] = [];
   private readonly control: number;
   private readonly ctl: Int32Array;
+  private readonly ctlF: Float32Array;
   private readonly canBlock: boolean;
   private closed = false;
   private minThreadWork = THREAD_MIN_WORK;
@@ -207,6 +242,7 @@ export class WasmRuntime {
     this.gemmFn = instance.exports.gemm as GemmFn;
     this.control = control;
     this.ctl = new Int32Array(memory.buffer, control, CONTROL_INTS);
+    this.ctlF = new Float32Array(memory.buffer, control, CONTROL_INTS);
     this.works = works;
     this.top = top;
     this.canBlock = canBlock;
@@ -249,7 +285,8 @@ export class WasmRuntime {
     if (options.minThreadWork !== undefined) runtime.minThreadWork = options.minThreadWork;
     if (shared) {
       try {
-        for (let t = 1; t < threads; t++) workers.push(await startWorker({ bytes, memory, control, index: t }));
+        Atomics.store(runtime.ctl, CLAIM, -1);
+        for (let t = 1; t < threads; t++) workers.push(await startWorker({ bytes, memory, control, work: works[t] }));
       } catch (e) {
         runtime.close();
         throw e;
@@ -345,37 +382,55 @@ export class WasmRuntime {
     this.stats.gemms++;
     const T = this.threads;
     const work = M * N * K;
-    if (T === 1 || work < this.minThreadWork) {
-      if (K === 0) {
-        if (!g.accumulate) for (let i = 0; i < M; i++) this.f32.fill(0, g.C / 4 + i * g.ldc, g.C / 4 + i * g.ldc + N);
-        return;
+    if (g.bias && g.accumulate) throw new InputError("gemm: a bias is added only when C is overwritten");
+    const bias = g.bias ?? 0;
+    if (K === 0) {
+      if (!g.accumulate) {
+        const f = this.f32;
+        for (let i = 0; i < M; i++) {
+          const row = g.C / 4 + i * g.ldc;
+          if (bias) f.copyWithin(row, bias / 4, bias / 4 + N);
+          else f.fill(0, row, row + N);
+        }
+        const e = g.epilogue;
+        if (e) for (let i = 0; i < M; i++) this.epilogueRow(e, g.C + 4 * i * g.ldc, e.Z + 4 * i * g.ldc, N);
       }
-      this.gemmFn(M, N, K, g.A, g.rsA, g.csA, g.B, g.rsB, g.csB, g.C, g.ldc, g.accumulate ? 1 : 0, this.works[0]);
+      return;
+    }
+    const e = g.epilogue;
+    const Z = e ? e.Z : 0;
+    const mode = e ? EPILOGUE_MODE[e.kind] : 0;
+    const slope = e ? e.slope : 0;
+    if (T === 1 || work < this.minThreadWork) {
+      this.gemmFn(M, N, K, g.A, g.rsA, g.csA, g.B, g.rsB, g.csB, g.C, g.ldc, g.accumulate ? 1 : 0, this.works[0], Z, mode, slope, bias);
       return;
     }
     const { MR, NR } = GEMM_BLOCKING;
     const parts: number[][] = [];
     const tilesN = Math.ceil(N / NR);
     const tilesM = Math.ceil(M / MR);
+    const acc = g.accumulate ? 1 : 0;
     if (tilesN >= T && (tilesN >= tilesM || tilesM < T)) {
       // Columns of C, in whole NR-wide strips.
-      for (let t = 0; t < T; t++) {
-        const n0 = Math.min(N, Math.floor((t * tilesN) / T) * NR);
-        const n1 = Math.min(N, Math.floor(((t + 1) * tilesN) / T) * NR);
-        parts.push([M, n1 - n0, K, g.A, g.rsA, g.csA, g.B + 4 * n0 * g.csB, g.rsB, g.csB, g.C + 4 * n0, g.ldc, g.accumulate ? 1 : 0, this.works[t]]);
+      const P = Math.min(MAX_PARTS, T * PARTS_PER_THREAD, tilesN, Math.max(T, Math.floor(N / MIN_PART_ROWS)));
+      for (let t = 0; t < P; t++) {
+        const n0 = Math.min(N, Math.floor((t * tilesN) / P) * NR);
+        const n1 = Math.min(N, Math.floor(((t + 1) * tilesN) / P) * NR);
+        parts.push([M, n1 - n0, K, g.A, g.rsA, g.csA, g.B + 4 * n0 * g.csB, g.rsB, g.csB, g.C + 4 * n0, g.ldc, acc, Z + 4 * n0, mode, slope, bias ? bias + 4 * n0 : 0]);
       }
     } else if (tilesM >= T) {
       // Rows of C, in whole MR-tall strips.
-      for (let t = 0; t < T; t++) {
-        const m0 = Math.min(M, Math.floor((t * tilesM) / T) * MR);
-        const m1 = Math.min(M, Math.floor(((t + 1) * tilesM) / T) * MR);
-        parts.push([m1 - m0, N, K, g.A + 4 * m0 * g.rsA, g.rsA, g.csA, g.B, g.rsB, g.csB, g.C + 4 * m0 * g.ldc, g.ldc, g.accumulate ? 1 : 0, this.works[t]]);
+      const P = Math.min(MAX_PARTS, T * PARTS_PER_THREAD, tilesM, Math.max(T, Math.floor(M / MIN_PART_ROWS)));
+      for (let t = 0; t < P; t++) {
+        const m0 = Math.min(M, Math.floor((t * tilesM) / P) * MR);
+        const m1 = Math.min(M, Math.floor(((t + 1) * tilesM) / P) * MR);
+        parts.push([m1 - m0, N, K, g.A + 4 * m0 * g.rsA, g.rsA, g.csA, g.B, g.rsB, g.csB, g.C + 4 * m0 * g.ldc, g.ldc, acc, Z + 4 * m0 * g.ldc, mode, slope, bias]);
       }
     } else if (K >= 256 * T) {
       this.gemmSplitK(g);
       return;
     } else {
-      this.gemmFn(M, N, K, g.A, g.rsA, g.csA, g.B, g.rsB, g.csB, g.C, g.ldc, g.accumulate ? 1 : 0, this.works[0]);
+      this.gemmFn(M, N, K, g.A, g.rsA, g.csA, g.B, g.rsB, g.csB, g.C, g.ldc, acc, this.works[0], Z, mode, slope, bias);
       return;
     }
     this.runParts(parts);
@@ -391,7 +446,7 @@ export class WasmRuntime {
       for (let t = 0; t < T; t++) {
         const k0 = Math.floor((t * K) / T);
         const k1 = Math.floor(((t + 1) * K) / T);
-        parts.push([M, N, k1 - k0, g.A + 4 * k0 * g.csA, g.rsA, g.csA, g.B + 4 * k0 * g.rsB, g.rsB, g.csB, scratch + 4 * t * M * N, N, 0, this.works[t]]);
+        parts.push([M, N, k1 - k0, g.A + 4 * k0 * g.csA, g.rsA, g.csA, g.B + 4 * k0 * g.rsB, g.rsB, g.csB, scratch + 4 * t * M * N, N, 0, 0, 0, 0, 0]);
       }
       this.runParts(parts);
       const f = this.f32;
@@ -399,10 +454,12 @@ export class WasmRuntime {
       for (let i = 0; i < M; i++) {
         const c = g.C / 4 + i * g.ldc;
         for (let j = 0; j < N; j++) {
-          let acc = g.accumulate ? f[c + j] : 0;
+          let acc = g.accumulate ? f[c + j] : g.bias ? f[g.bias / 4 + j] : 0;
           for (let t = 0; t < T; t++) acc += f[s0 + t * M * N + i * N + j];
           f[c + j] = acc;
         }
+        const e = g.epilogue;
+        if (e) this.epilogueRow(e, g.C + 4 * i * g.ldc, e.Z + 4 * i * g.ldc, N);
       }
       this.stats.gemms++;
     } finally {
@@ -410,27 +467,61 @@ export class WasmRuntime {
     }
   }
 
+  /** A gemm's epilogue over one finished row of n floats at C (byte addresses). */
+  private epilogueRow(e: NonNullable<GemmArgs["epilogue"]>, row: number, z: number, n: number): void {
+    if (e.kind === "mask") this.rectify(row, row, z, n, e.slope);
+    else this.rectify(z, row, row, n, e.slope);
+  }
+
+  /**
+   * Runs the parts (gemm arguments less the work area) on every thread: the claim word is closed
+   * (no worker can take a part while they are rewritten), the parts written, the claim word
+   * reopened with this generation's tag, the workers woken; then this thread claims parts like the
+   * workers and waits until all are done.
+   */
   private runParts(parts: number[][]): void {
     this.stats.threaded++;
     const ctl = this.ctl;
-    for (let t = 1; t < parts.length; t++) ctl.set(parts[t], 16 + 16 * t);
-    Atomics.store(ctl, 2, parts.length);
-    Atomics.store(ctl, 3, 0);
-    Atomics.add(ctl, 0, 1);
-    Atomics.notify(ctl, 0);
-    const p0 = parts[0];
-    if (p0[2] > 0) this.gemmFn(...p0);
+    const n = parts.length;
+    Atomics.store(ctl, CLAIM, -1);
+    for (let t = 0; t < n; t++) {
+      const p = parts[t];
+      for (let i = 0; i < 14; i++) ctl[16 + 16 * t + i] = p[i];
+      this.ctlF[16 + 16 * t + 14] = p[14];
+      ctl[16 + 16 * t + 15] = p[15];
+    }
+    Atomics.store(ctl, NPARTS, n);
+    Atomics.store(ctl, DONE, 0);
+    const gen = (Atomics.load(ctl, GEN) + 1) & 0xffffff;
+    Atomics.store(ctl, CLAIM, gen << 5);
+    Atomics.store(ctl, GEN, gen);
+    Atomics.notify(ctl, GEN);
+    const work = this.works[0];
+    for (;;) {
+      const w = Atomics.load(ctl, CLAIM);
+      const i = w & 31;
+      if (i >= n) break;
+      if (Atomics.compareExchange(ctl, CLAIM, w, w + 1) !== w) continue;
+      const p = parts[i];
+      if (p[2] > 0) this.gemmFn(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], work, p[12], p[13], p[14], p[15]);
+      Atomics.add(ctl, DONE, 1);
+    }
     let spins = 0;
     for (;;) {
-      const done = Atomics.load(ctl, 3);
-      if (done >= this.workers.length) break;
-      if (this.canBlock && ++spins > 2000) Atomics.wait(ctl, 3, done, 1);
+      const done = Atomics.load(ctl, DONE);
+      if (done >= n) break;
+      if (this.canBlock && ++spins > 2000) Atomics.wait(ctl, DONE, done, 1);
     }
   }
 
   /** dst[i] = z[i] > 0 ? r[i] : slope·r[i] over n floats (byte addresses; dst may be r or z). */
   rectify(dst: number, r: number, z: number, n: number, slope: number): void {
     (this.instance.exports.rectify as (...a: number[]) => void)(dst, r, z, n, slope);
+  }
+
+  /** dst[j] += sum over r of src[r·n + j], summed in f64 in row order in scratch (n doubles, 8-byte aligned). */
+  colSums(dst: number, src: number, rows: number, n: number, scratch: number): void {
+    (this.instance.exports.colSums as (...a: number[]) => void)(dst, src, rows, n, scratch);
   }
 
   /** The im2col of kernels.ts (calling thread). */
@@ -448,9 +539,10 @@ export class WasmRuntime {
     if (this.closed) return;
     this.closed = true;
     if (this.workers.length > 0) {
-      Atomics.store(this.ctl, 1, -1);
-      Atomics.add(this.ctl, 0, 1);
-      Atomics.notify(this.ctl, 0);
+      Atomics.store(this.ctl, CLAIM, -1);
+      Atomics.store(this.ctl, EXIT, -1);
+      Atomics.add(this.ctl, GEN, 1);
+      Atomics.notify(this.ctl, GEN);
       for (const w of this.workers) w.terminate();
     }
     void this.instance;
