@@ -133,23 +133,43 @@ describe("browser demos", () => {
     }
   });
 
-  it("without WebGPU every page of mine says how to enable it instead of going blank", async () => {
+  it("without WebGPU pages 1 and 3 run on the WebAssembly engine with a note on enabling it; ?backend=webgpu explains instead", async () => {
     for (const path of ["demos/same-function/index.html", "demos/spectrum/index.html"]) {
-      const p = await openDemo(demos, path, {}, { withoutWebGPU: true });
+      const p = await openDemo(demos, path, { epochs: 5, samples: 60, k: 2, runs: 1, steps: 10 }, { withoutWebGPU: true });
       try {
-        await p.page.waitForFunction("window.__demo && window.__demo.error !== null", { timeout: 30_000 });
-        const state = await p.state();
-        expect(state.error).toMatch(/WebGPU unavailable/);
-        const box = await p.page.$eval(".webgpu-missing", (e) => (e as HTMLElement).innerText);
-        expect(box).toMatch(/enable-unsafe-webgpu/);
-        expect(box).toMatch(/chrome:\/\/flags/);
-        const link = await p.page.$eval(".webgpu-missing a", (a) => (a as HTMLAnchorElement).href);
-        expect(link).toMatch(/^https:\/\//);
-        if (path.includes("same-function")) await p.screenshot("demos-no-webgpu");
+        const state = await p.waitReady(60_000);
+        expect(state.error).toBeNull();
+        expect((state.numbers as Record<string, unknown>).backend).toBe("wasm");
+        expect(await p.page.$eval("#adapter", (e) => e.textContent)).toMatch(/^Engine: WebAssembly CPU engine \((relaxed )?SIMD, 1 thread\)/);
+        const note = await p.page.$eval(".demo-note.webgpu-missing", (e) => e.textContent ?? "");
+        expect(note).toMatch(/runs on the WebAssembly engine/);
+        expect(note).toMatch(/navigator\.gpu is missing/);
+        expect(note).toMatch(/enable-unsafe-webgpu/);
+        expect(note).toMatch(/chrome:\/\/flags/);
+        expect(await p.page.$eval(".webgpu-missing a", (a) => (a as HTMLAnchorElement).href)).toMatch(/^https:\/\//);
+        if (path.includes("same-function")) {
+          expect(await p.page.$eval("#plot-training", (e) => e.textContent)).toContain("Training on the WebAssembly engine");
+          await p.screenshot("demos-no-webgpu-wasm");
+        }
         expect(p.errors).toEqual([]);
       } finally {
         await p.close();
       }
+    }
+    // Asking for WebGPU where there is none: the explanation, as before.
+    const p = await openDemo(demos, "demos/same-function/index.html", { backend: "webgpu" }, { withoutWebGPU: true });
+    try {
+      await p.page.waitForFunction("window.__demo && window.__demo.error !== null", { timeout: 30_000 });
+      expect((await p.state()).error).toMatch(/WebGPU unavailable/);
+      const box = await p.page.$eval(".demo-error.webgpu-missing", (e) => (e as HTMLElement).innerText);
+      expect(box).toMatch(/This page needs WebGPU/);
+      expect(box).toMatch(/enable-unsafe-webgpu/);
+      expect(box).toMatch(/chrome:\/\/flags/);
+      expect(await p.page.$eval(".webgpu-missing a", (a) => (a as HTMLAnchorElement).href)).toMatch(/^https:\/\//);
+      await p.screenshot("demos-no-webgpu");
+      expect(p.errors).toEqual([]);
+    } finally {
+      await p.close();
     }
   });
 
@@ -256,57 +276,69 @@ describe("browser demos", () => {
     }
   });
 
-  it("3. spectrum: top-k eigenvalues and SLQ before and after equal the command line's", async () => {
-    const t0 = performance.now();
-    const settings: SpectrumSettings = { k: 3, runs: 2, steps: 20, seed: 0 };
-    const p = await openDemo(demos, "demos/spectrum/index.html", { epochs: 20, samples: 100, k: settings.k, runs: settings.runs, steps: settings.steps });
-    try {
-      const first = await p.waitReady();
-      const n = first.numbers as Record<string, any>;
-      console.log(`spectrum: ready after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      expect(n.settings).toEqual(settings);
-      expect(n.transform).toMatchObject({ kind: "alpha", alphas: [0.1, 1, 10] });
-      const spec = prepareProblem(n.problem).spec;
-      expect(n.transformedTheta).toEqual(Array.from(applySpectrumTransform(spec, Float64Array.from(n.trainedTheta), n.transform)));
+  // The page on WebGPU (the default here), and on the WebAssembly engine: the same checks.
+  for (const backend of ["webgpu", "wasm"] as const) {
+    const on = backend === "wasm" ? " on the WebAssembly engine (?backend=wasm, one thread: not cross-origin isolated)" : "";
+    it(`3. spectrum${on}: top-k eigenvalues and SLQ before and after equal the command line's`, async () => {
+      const t0 = performance.now();
+      const settings: SpectrumSettings = { k: 3, runs: 2, steps: 20, seed: 0 };
+      const query = { epochs: 20, samples: 100, k: settings.k, runs: settings.runs, steps: settings.steps, ...(backend === "wasm" ? { backend } : {}) };
+      const p = await openDemo(demos, "demos/spectrum/index.html", query);
+      try {
+        const first = await p.waitReady();
+        const n = first.numbers as Record<string, any>;
+        console.log(`spectrum${on}: ready after ${((performance.now() - t0) / 1000).toFixed(1)} s on ${n.adapter}`);
+        expect(n.backend).toBe(backend);
+        const adapterLine = await p.page.$eval("#adapter", (e) => e.textContent ?? "");
+        if (backend === "wasm") {
+          // Served without COOP/COEP: no SharedArrayBuffer, so the engine runs on the page's thread.
+          expect(adapterLine).toMatch(/^Engine: WebAssembly CPU engine \((relaxed )?SIMD, 1 thread\)/);
+          expect(await p.page.evaluate(() => crossOriginIsolated)).toBe(false);
+        } else expect(adapterLine).toMatch(/^WebGPU adapter: /);
+        expect(n.settings).toEqual(settings);
+        expect(n.transform).toMatchObject({ kind: "alpha", alphas: [0.1, 1, 10] });
+        const spec = prepareProblem(n.problem).spec;
+        expect(n.transformedTheta).toEqual(Array.from(applySpectrumTransform(spec, Float64Array.from(n.trainedTheta), n.transform)));
 
-      const { dir, lines } = await commandLineModel(n.problem, n.trainedTheta, spectrumCliArgs(settings));
-      const check = async (side: "before" | "after", model: string, got: Record<string, any>) => {
-        const want = await measureWithCli(dir, model, lines[1]);
-        const eig = want.topEigenvalues as number[];
-        expect(got.eigenvalues).toHaveLength(settings.k);
-        got.eigenvalues.forEach((v: number, i: number) => expectClose(v, eig[i], `${side}: λ${i + 1}`));
-        expect(got.converged.every(Boolean), `${side}: Lanczos converged`).toBe(true);
-        const density = want.density as { nodes: number[][]; weights: number[][] };
-        const moment = (nodes: number[][], weights: number[][], p: number) =>
-          nodes.reduce((s, run, r) => s + run.reduce((t, x, i) => t + weights[r][i] * x ** p, 0), 0) / nodes.length;
-        expectClose(got.moments[0], moment(density.nodes, density.weights, 1), `${side}: SLQ tr(H)/n`);
-        expectClose(got.moments[1], moment(density.nodes, density.weights, 2), `${side}: SLQ tr(H²)/n`);
-        // The extreme Ritz values of each SLQ run (well separated) agree too.
-        got.nodes.forEach((run: number[], r: number) => expectClose(run.at(-1)!, density.nodes[r].at(-1)!, `${side}: SLQ run ${r} largest node`));
-      };
-      await check("before", "page.json", n.before);
-      // The transformed model exactly as the printed `flatness transform` writes it.
-      const transformLine = transformCommand(spec, n.transform).replace("model.json", "page.json");
-      await cli(argvOf(transformLine, dir, []));
-      await check("after", "after.json", n.after);
-      expect(n.after.eigenvalues[0] / n.before.eigenvalues[0]).toBeGreaterThan(5);
+        const { dir, lines } = await commandLineModel(n.problem, n.trainedTheta, spectrumCliArgs(settings));
+        const check = async (side: "before" | "after", model: string, got: Record<string, any>) => {
+          const want = await measureWithCli(dir, model, lines[1]);
+          const eig = want.topEigenvalues as number[];
+          expect(got.eigenvalues).toHaveLength(settings.k);
+          got.eigenvalues.forEach((v: number, i: number) => expectClose(v, eig[i], `${side}: λ${i + 1}`));
+          expect(got.converged.every(Boolean), `${side}: Lanczos converged`).toBe(true);
+          const density = want.density as { nodes: number[][]; weights: number[][] };
+          const moment = (nodes: number[][], weights: number[][], p: number) =>
+            nodes.reduce((s, run, r) => s + run.reduce((t, x, i) => t + weights[r][i] * x ** p, 0), 0) / nodes.length;
+          expectClose(got.moments[0], moment(density.nodes, density.weights, 1), `${side}: SLQ tr(H)/n`);
+          expectClose(got.moments[1], moment(density.nodes, density.weights, 2), `${side}: SLQ tr(H²)/n`);
+          // The extreme Ritz values of each SLQ run (well separated) agree too.
+          got.nodes.forEach((run: number[], r: number) => expectClose(run.at(-1)!, density.nodes[r].at(-1)!, `${side}: SLQ run ${r} largest node`));
+        };
+        await check("before", "page.json", n.before);
+        // The transformed model exactly as the printed `flatness transform` writes it.
+        const transformLine = transformCommand(spec, n.transform).replace("model.json", "page.json");
+        await cli(argvOf(transformLine, dir, []));
+        await check("after", "after.json", n.after);
+        expect(n.after.eigenvalues[0] / n.before.eigenvalues[0]).toBeGreaterThan(5);
 
-      // Another transform: neuron-wise rescaling, re-measured live.
-      await p.page.select("#transform-kind", "neuron");
-      const second = await p.waitForVersion(first.version);
-      const m = second.numbers as Record<string, any>;
-      expect(m.transform.kind).toBe("neuron");
-      writeFileSync(join(dir, "neuron.json"), writeModel(readModel(readFileSync(join(dir, "page.json")), "page.json"), Float64Array.from(m.transformedTheta)));
-      const want = (await measureWithCli(dir, "neuron.json", lines[1])).topEigenvalues as number[];
-      m.after.eigenvalues.forEach((v: number, i: number) => expectClose(v, want[i], `neuron: λ${i + 1}`));
-      expect(m.before).toEqual(n.before);
+        // Another transform: neuron-wise rescaling, re-measured live.
+        await p.page.select("#transform-kind", "neuron");
+        const second = await p.waitForVersion(first.version);
+        const m = second.numbers as Record<string, any>;
+        expect(m.transform.kind).toBe("neuron");
+        writeFileSync(join(dir, "neuron.json"), writeModel(readModel(readFileSync(join(dir, "page.json")), "page.json"), Float64Array.from(m.transformedTheta)));
+        const want = (await measureWithCli(dir, "neuron.json", lines[1])).topEigenvalues as number[];
+        m.after.eigenvalues.forEach((v: number, i: number) => expectClose(v, want[i], `neuron: λ${i + 1}`));
+        expect(m.before).toEqual(n.before);
 
-      await p.screenshot("demos-spectrum");
-      expect(p.errors).toEqual([]);
-      reportWorst("spectrum");
-      console.log(`spectrum: done after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    } finally {
-      await p.close();
-    }
-  });
+        await p.screenshot(backend === "wasm" ? "demos-spectrum-wasm" : "demos-spectrum");
+        expect(p.errors).toEqual([]);
+        reportWorst(`spectrum${on}`);
+        console.log(`spectrum${on}: done after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      } finally {
+        await p.close();
+      }
+    });
+  }
 });

@@ -4,7 +4,8 @@
  * headless Chromium (SwiftShader WebGPU without a GPU): no console errors, the computation
  * finishes, the numbers the page shows equal the engine's on the float64 reference for the same
  * seed (computeLandscape, audit(), the reparametrizations, recomputed here in Node), controls
- * change what is drawn, and a screenshot of each page lands in test-artifacts/.
+ * change what is drawn, and a screenshot of each page lands in test-artifacts/. Pages 2 and 5 also
+ * run on the WebAssembly engine (?backend=wasm, or without WebGPU) with the same numbers.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
@@ -44,8 +45,14 @@ function expectAllClose(got: number[], want: number[], what: string, rtol: numbe
   return worst;
 }
 
-async function withPage<T>(session: DemoSession, path: string, query: Record<string, string | number>, work: (p: DemoPage) => Promise<T>): Promise<T> {
-  const p = await openDemo(session, path, query);
+async function withPage<T>(
+  session: DemoSession,
+  path: string,
+  query: Record<string, string | number>,
+  work: (p: DemoPage) => Promise<T>,
+  options: { withoutWebGPU?: boolean; isolated?: boolean } = {},
+): Promise<T> {
+  const p = await openDemo(session, path, query, options);
   try {
     return await work(p);
   } finally {
@@ -424,26 +431,94 @@ describe("browser demos 2, 4 and 5", () => {
     });
   });
 
-  it("2 and 5 without WebGPU explain how to enable it; 4 works without it", async () => {
-    for (const path of ["demos/landscape/index.html", "demos/audit/index.html"]) {
-      const p = await openDemo(demos, path, {}, { withoutWebGPU: true });
-      try {
-        await p.page.waitForFunction("window.__demo && window.__demo.error !== null", { timeout: 30_000 });
-        expect((await p.state()).error).toMatch(/WebGPU unavailable/);
-        expect(await p.page.$eval(".webgpu-missing", (e) => (e as HTMLElement).innerText)).toMatch(/enable-unsafe-webgpu/);
-        expect(await p.page.$eval(".lede", (e) => (e as HTMLElement).innerText)).toMatch(/section/);
-        expect(p.errors).toEqual([]);
-      } finally {
-        await p.close();
+  it("5. audit on the WebAssembly engine (?backend=wasm, cross-origin isolated: worker threads) gives the verdicts of audit() on the float64 reference", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "flatness-audit-wasm-"));
+    const spec: ModelSpec = mlpSpec([3, 8, 3]);
+    const theta = initParameters(spec, 7);
+    const data: Dataset = gaussianMixture({ samples: 48, classes: 3, dims: 3, seed: 4 }).data;
+    const names = parameterLayout(spec).views.map((v) => v.name);
+    writeFileSync(join(dir, "net.safetensors"), writeModel({ model: { spec, theta }, format: "safetensors", tensorNames: names, metadata: {} }));
+    writeFileSync(join(dir, "x.npy"), writeNpy(data.x, [data.n, data.features]));
+    writeFileSync(join(dir, "y.npy"), writeNpy(data.labels!, [data.n]));
+    const query = { backend: "wasm", autorun: 0, transforms: "alpha,neuron", metrics: "spectrum,path-norm,fisher-rao", topK: 1, seed: 0 };
+    await withPage(demos, "demos/audit/index.html", query, async (p) => {
+      await p.waitReady(60_000);
+      // Served with COOP/COEP: SharedArrayBuffer, so the engine takes min(8, hardware threads) threads.
+      const { isolated, cores } = await p.page.evaluate(() => ({ isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency }));
+      expect(isolated).toBe(true);
+      const threads = Math.min(8, cores);
+      const adapterLine = await p.page.$eval("#adapter", (e) => e.textContent ?? "");
+      expect(adapterLine).toMatch(new RegExp(`^Engine: WebAssembly CPU engine \\((relaxed )?SIMD, ${threads} threads?\\)\\.$`));
+      console.log(`audit on wasm: ${adapterLine}`);
+      expect(await p.page.$$(".webgpu-missing")).toHaveLength(0); // chosen, not a fallback: no note
+      for (const [id, file] of [["#model-file", "net.safetensors"], ["#data-file", "x.npy"], ["#labels-file", "y.npy"]]) {
+        const input = (await p.page.$(id)) as ElementHandle<HTMLInputElement>;
+        await input.uploadFile(join(dir, file));
+        await p.page.waitForFunction((sel, name) => document.querySelector(sel)!.textContent!.startsWith(name), { timeout: 10_000 }, id.replace("-file", "-name"), file);
       }
-    }
-    const p = await openDemo(demos, "demos/geometry/index.html", {}, { withoutWebGPU: true });
-    try {
+      const state = await clickAndWait(p, "#run", 60_000);
+      const n = state.numbers as { settings: AuditSettings; verdicts: Record<string, Record<string, string>>; report: AuditReport; backend: string; adapter: string };
+      expect(n.backend).toBe("wasm");
+      expect(n.adapter).toMatch(new RegExp(`, ${threads} threads?\\)$`));
+      const ref = await audit({ spec, theta, data, loss: "ce" }, cpuBackend() as Backend, auditOptions(n.settings));
+      const refVerdicts = Object.fromEntries(ref.transforms.map((t) => [t.transform, Object.fromEntries(t.metrics.map((m) => [m.metric, m.verdict]))]));
+      expect(n.verdicts).toEqual(refVerdicts);
+      expect(refVerdicts.alpha).toEqual({ spectrum: "moved", "fisher-rao": "invariant", "path-norm": "invariant" });
+      ref.transforms.forEach((t, i) => {
+        t.metrics.forEach((m, j) => {
+          expectClose(n.report.transforms[i].metrics[j].before!, m.before!, `${t.transform} ${m.metric} before`, 1e-3);
+          expectClose(n.report.transforms[i].metrics[j].after!, m.after!, `${t.transform} ${m.metric} after`, 1e-3);
+        });
+      });
+      const cells = await p.page.$$eval("#verdicts td[data-verdict]", (tds) => tds.map((td) => [td.getAttribute("data-transform"), td.getAttribute("data-metric"), td.getAttribute("data-verdict")]));
+      expect(cells.length).toBe(6);
+      for (const [transform, metric, verdict] of cells) expect(verdict).toBe(refVerdicts[transform!][metric!]);
+      expect(await p.page.$eval("#summary", (e) => e.textContent)).toMatch(/ ms on the WebAssembly engine\.$/);
+      await p.screenshot("demos-audit-wasm");
+      expect(p.errors).toEqual([]);
+    }, { isolated: true });
+  });
+
+  it("2 and 5 without WebGPU run on the WebAssembly engine with a note on enabling it (2: no 3-D surface); 4 works without it", async () => {
+    // Landscape: the default 2-D slice, as on WebGPU, with the contour map but no 3-D surface.
+    await withPage(demos, "demos/landscape/index.html", {}, async (p) => {
+      const n = (await p.waitReady(60_000)).numbers as unknown as LandscapeNumbers & { backend: string };
+      expect(n.backend).toBe("wasm");
+      expect(n.settings).toMatchObject({ directions: "filter", dims: 2, steps: 25 });
+      const ref = await referenceSlice(n.settings);
+      expectAllClose(n.values, ref.values, "L(theta + a d1 + b d2) on wasm", 1e-3);
+      expect(n.surfacePixels).toBeNull();
+      expect(await p.page.$$eval("#contour canvas", (cs) => cs.length)).toBeGreaterThan(0);
+      expect(await p.page.$("#surface")).toBeNull();
+      expect(await p.page.$eval("#surface-missing", (e) => e.textContent)).toMatch(/needs|WebGPU render pipeline/);
+      expect(await p.page.$eval("#reset-view", (b) => (b as HTMLButtonElement).disabled)).toBe(true);
+      const note = await p.page.$eval(".demo-note.webgpu-missing", (e) => e.textContent ?? "");
+      expect(note).toMatch(/runs on the WebAssembly engine/);
+      expect(note).toMatch(/enable-unsafe-webgpu/);
+      expect(await p.page.$eval(".lede", (e) => (e as HTMLElement).innerText)).toMatch(/section/);
+      await p.screenshot("demos-landscape-wasm");
+      expect(p.errors).toEqual([]);
+    }, { withoutWebGPU: true });
+    await withPage(demos, "demos/audit/index.html", { autorun: 0 }, async (p) => {
+      const state = await p.waitReady(60_000);
+      expect(state.error).toBeNull();
+      expect(await p.page.$eval("#adapter", (e) => e.textContent)).toMatch(/^Engine: WebAssembly CPU engine/);
+      expect(await p.page.$eval(".demo-note.webgpu-missing", (e) => e.textContent)).toMatch(/enable-unsafe-webgpu/);
+      expect(await p.page.$eval("#run", (b) => (b as HTMLButtonElement).disabled)).toBe(false);
+      expect(p.errors).toEqual([]);
+    }, { withoutWebGPU: true });
+    // ?backend=webgpu where there is none: the explanation, as before.
+    await withPage(demos, "demos/landscape/index.html", { backend: "webgpu" }, async (p) => {
+      await p.page.waitForFunction("window.__demo && window.__demo.error !== null", { timeout: 30_000 });
+      expect((await p.state()).error).toMatch(/WebGPU unavailable/);
+      expect(await p.page.$eval(".demo-error.webgpu-missing", (e) => (e as HTMLElement).innerText)).toMatch(/enable-unsafe-webgpu/);
+      expect(await p.page.$eval("#compute", (b) => (b as HTMLButtonElement).disabled)).toBe(true);
+      expect(p.errors).toEqual([]);
+    }, { withoutWebGPU: true });
+    await withPage(demos, "demos/geometry/index.html", {}, async (p) => {
       const state = await p.waitReady(60_000);
       expect(state.error).toBeNull();
       expect(p.errors).toEqual([]);
-    } finally {
-      await p.close();
-    }
+    }, { withoutWebGPU: true });
   });
 });

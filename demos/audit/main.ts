@@ -1,7 +1,8 @@
 /// <reference lib="dom" />
 /**
  * Page 5, audit your model: a model file (safetensors, ONNX or JSON) and a dataset (.npy or CSV)
- * dropped or chosen in the page go through the invariance audit of src/audit/audit.ts on WebGPU:
+ * dropped or chosen in the page go through the invariance audit of src/audit/audit.ts on WebGPU
+ * (or the WebAssembly engine: ?backend=wasm, or where WebGPU is missing):
  * each metric before and after each function-preserving transform or reparametrization, with
  * the function check beside it, as a verdict table, a dot plot of log10(after / before), the
  * toolkit's own heat map, and the report as JSON (the object `flatness audit --json` prints).
@@ -21,7 +22,7 @@ import { numberParam, queryParams } from "../shared/params.ts";
 import { PALETTE } from "../shared/plots.ts";
 import { markBusy, publish } from "../shared/record.ts";
 import { runTask } from "../shared/tasks.ts";
-import { describeAdapter, requireWebGPU } from "../shared/webgpu.ts";
+import { backendAdapter, backendLabel, backendLine, requireBackend } from "../shared/webgpu.ts";
 import { type XYPlot, xyPlot } from "../shared/xyPlot.ts";
 import { formatArchitecture } from "../../src/architecture.ts";
 import {
@@ -268,7 +269,7 @@ function show(report: AuditReport, settings: AuditSettings, model: LoadedModel, 
   const done = report.transforms.filter((t) => !t.skipped);
   byId("summary").textContent = `${net} ${model.model.spec.activation.kind} net, ${report.parameters} parameters, ${report.samples} samples, ` +
     `${report.loss} loss ${f(report.base.loss, 6)}, gradient norm ${f(report.base.gradientNorm, 4)}; strength a = ${report.factor}, ` +
-    `tolerance ${report.tolerance}, seed ${report.seed}; ${f(Math.round(report.wallMs))} ms on WebGPU.`;
+    `tolerance ${report.tolerance}, seed ${report.seed}; ${f(Math.round(report.wallMs))} ms on ${backendLabel(backend)}.`;
 
   // Function checks.
   byId("checks").replaceChildren(
@@ -369,7 +370,7 @@ function show(report: AuditReport, settings: AuditSettings, model: LoadedModel, 
 
   const verdicts: Record<string, Record<string, string>> = {};
   for (const t of report.transforms) verdicts[t.transform] = Object.fromEntries(t.metrics.map((m) => [m.metric, m.verdict]));
-  last = { settings, verdicts, report: plain, adapter: backend.gpu!.describe() };
+  last = { settings, verdicts, report: plain, adapter: backendAdapter(backend), backend: backend.name };
   publish(last);
 }
 
@@ -381,12 +382,12 @@ async function main() {
   // ?example=cnn starts with the CNN example on the built-in digits.
   if (queryParams().get("example") === "cnn") await useCnnExample();
   else useExample();
-  const ctx = await requireWebGPU(root);
+  const ctx = await requireBackend(root);
   if (!ctx) {
     byId<HTMLButtonElement>("run").disabled = true;
     return;
   }
-  byId("adapter").textContent = `WebGPU adapter: ${describeAdapter(ctx)}`;
+  byId("adapter").textContent = backendLine(ctx);
   for (const [id, slot] of [["model-file", "model"], ["data-file", "data"], ["labels-file", "labels"], ["architecture-file", "architecture"]] as const) {
     byId<HTMLInputElement>(id).addEventListener("change", (e) => {
       const files = [...((e.target as HTMLInputElement).files ?? [])];

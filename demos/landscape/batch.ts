@@ -1,6 +1,6 @@
 /**
  * Progress and cancellation for the landscape engine without changing its numbers:
- *  - ChunkedBatchLoss hands a perturbation batch to the GPU evaluator in chunks of points, reporting
+ *  - ChunkedBatchLoss hands a perturbation batch to the evaluator in chunks of points, reporting
  *    progress and yielding to the browser between chunks (each point's loss does not depend on the
  *    other points of its block, so the values are those of one big call);
  *  - ProgressObjective counts the Hessian-vector products of the eigen directions' Lanczos and lets

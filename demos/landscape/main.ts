@@ -5,7 +5,9 @@
  * computeLandscape with the batched WebGPU evaluator (GpuBatchLoss: many parameter vectors per
  * data pass), shown as a line plot (1-D) or as a 3-D surface (WebGPU render pipeline, orbit
  * camera) beside a contour map (2-D). The numbers are those of `flatness landscape` on the same
- * files (downloadable here) and settings.
+ * files (downloadable here) and settings. On the WebAssembly engine (?backend=wasm, or where
+ * WebGPU is missing) the losses come one vector at a time and the 3-D surface, which needs a
+ * WebGPU render pipeline, gives way to a note; the 1-D plot and the contour map are drawn as ever.
  */
 import type { Backend } from "../../src/backend/mod.ts";
 import type { Objective } from "../../src/objective.ts";
@@ -19,11 +21,11 @@ import { choiceParam, numberParam } from "../shared/params.ts";
 import { linePlot, type LinePlot, type PlotSeries } from "../shared/plots.ts";
 import { markBusy, publish } from "../shared/record.ts";
 import { runTask, yieldToBrowser } from "../shared/tasks.ts";
-import { describeAdapter, requireWebGPU } from "../shared/webgpu.ts";
+import { backendAdapter, backendLabel, backendLine, requireBackend } from "../shared/webgpu.ts";
 import { ChunkedBatchLoss, ProgressObjective } from "./batch.ts";
 import { colorBar, ContourView } from "./contour.ts";
 import { cliCommand, DEFAULT_SETTINGS, landscapeOptions, landscapeProblem, type LandscapeSettings, problemFiles } from "./problem.ts";
-import { SurfaceView } from "./surface.ts";
+import { heightScale, SurfaceView } from "./surface.ts";
 
 const problem = landscapeProblem();
 
@@ -141,7 +143,7 @@ class LandscapePage {
     const points = settings.steps ** settings.dims;
     try {
       const result = await runTask(byId("tasks"), `${settings.dims}-D slice, ${points} grid points`, async (task) => {
-        task.progress(0, "preparing the GPU evaluator");
+        task.progress(0, `preparing the evaluator on ${backendLabel(this.backend)}`);
         const evaluator = new ChunkedBatchLoss(await this.gpuEvaluator(), task, yieldToBrowser);
         const objective = settings.directions === "eigen" ? new ProgressObjective(await this.gpuObjective(), task) : undefined;
         return await computeLandscape(evaluator, problem.spec, problem.theta, landscapeOptions(settings), objective);
@@ -177,12 +179,12 @@ class LandscapePage {
         ? `along the orbit the loss stays within ${f(r.orbit.orbitMaxDeviation)} of L(θ); along the straight tangent line it moves by up to ${f(r.orbit.lineMaxDeviation)}`
         : `along the tangent line (b = 0) the loss moves by up to ${f(r.orbit.lineMaxDeviation)}`]);
     }
-    rows.push(["evaluation", `${r.points} parameter vectors in ${f(Math.round(r.wallMs))} ms (${f((r.points / Math.max(r.wallMs, 1e-9)) * 1000, 3)} per second), ${this.evaluator!.maxBatch} per data pass at most`]);
+    rows.push(["evaluation", `${r.points} parameter vectors in ${f(Math.round(r.wallMs))} ms (${f((r.points / Math.max(r.wallMs, 1e-9)) * 1000, 3)} per second), ${this.evaluator!.maxBatch ?? 1} per data pass at most`]);
     byId("summary").replaceChildren(...rows.map(([k, v]) => el("tr", {}, [el("th", { scope: "row" }, k), el("td", {}, v)])));
 
     const oneD = r.dims === 1;
     byId("view-1d").hidden = !oneD;
-    byId<HTMLButtonElement>("reset-view").disabled = oneD;
+    byId<HTMLButtonElement>("reset-view").disabled = oneD || !this.backend.gpu;
     byId("view-2d").hidden = oneD;
     let surfacePixels: { covered: number; colours: number } | null = null;
     if (oneD) {
@@ -194,23 +196,26 @@ class LandscapePage {
     } else {
       const b = r.b!;
       const labels = { title: `${problem.loss} loss, ${DIRECTION_NAMES[r.directions]}`, x: axisLabel(r, 0), y: axisLabel(r, 1) };
-      this.surface ??= new SurfaceView(this.backend.gpu!.device, byId<HTMLCanvasElement>("surface"), byId("surface-labels"));
-      const scale = this.surface.setSurface(r.a, b, r.values);
-      const a0 = r.a[0], a1 = r.a[r.a.length - 1], b0 = b[0], b1 = b[b.length - 1];
-      const centre = r.values[b.indexOf(0) * r.a.length + r.a.indexOf(0)];
-      const x0 = -1 + (2 * (0 - a0)) / (a1 - a0);
-      const y0 = -1 + (2 * (0 - b0)) / (b1 - b0);
-      this.surface.setLabels([
-        { text: `a ∈ [${f(a0)}, ${f(a1)}]`, at: [0, -1.2, 0] },
-        { text: `b ∈ [${f(b0)}, ${f(b1)}]`, at: [1.2, 0, 0] },
-        { text: `L = ${f(scale.log ? 10 ** scale.hi : scale.hi, 3)}`, at: [-1, -1, 1.06] },
-        ...(Number.isFinite(centre) ? [{ text: "θ", at: [x0, y0, scale.unit(centre) + 0.1] as [number, number, number], className: "theta" }] : []),
-      ]);
-      surfacePixels = await this.surface.pixelStats();
+      // The 3-D surface is a WebGPU render pipeline; without WebGPU the contour map stands alone.
+      const gpu = this.backend.gpu;
+      const scale = gpu ? (this.surface ??= new SurfaceView(gpu.device, byId<HTMLCanvasElement>("surface"), byId("surface-labels"))).setSurface(r.a, b, r.values) : heightScale(r.values);
+      if (this.surface) {
+        const a0 = r.a[0], a1 = r.a[r.a.length - 1], b0 = b[0], b1 = b[b.length - 1];
+        const centre = r.values[b.indexOf(0) * r.a.length + r.a.indexOf(0)];
+        const x0 = -1 + (2 * (0 - a0)) / (a1 - a0);
+        const y0 = -1 + (2 * (0 - b0)) / (b1 - b0);
+        this.surface.setLabels([
+          { text: `a ∈ [${f(a0)}, ${f(a1)}]`, at: [0, -1.2, 0] },
+          { text: `b ∈ [${f(b0)}, ${f(b1)}]`, at: [1.2, 0, 0] },
+          { text: `L = ${f(scale.log ? 10 ** scale.hi : scale.hi, 3)}`, at: [-1, -1, 1.06] },
+          ...(Number.isFinite(centre) ? [{ text: "θ", at: [x0, y0, scale.unit(centre) + 0.1] as [number, number, number], className: "theta" }] : []),
+        ]);
+        surfacePixels = await this.surface.pixelStats();
+      }
       this.contour ??= new ContourView(byId("contour"));
       this.contour.set(r.a, b, r.values, scale, labels);
       colorBar(byId("colorbar"), scale, `${problem.loss} loss`);
-      byId("surface-axes").textContent = `${labels.x}; ${labels.y}; height and colour: the loss${scale.log ? " (log scale)" : ""}. The red post marks θ.`;
+      if (gpu) byId("surface-axes").textContent = `${labels.x}; ${labels.y}; height and colour: the loss${scale.log ? " (log scale)" : ""}. The red post marks θ.`;
       this.valuesTable2d(r);
     }
     const numbers = {
@@ -231,7 +236,8 @@ class LandscapePage {
       points: r.points,
       wallMs: r.wallMs,
       surfacePixels,
-      adapter: this.backend.gpu!.describe(),
+      adapter: backendAdapter(this.backend),
+      backend: this.backend.name,
     };
     this.last = numbers;
     publish(numbers);
@@ -266,12 +272,22 @@ async function main() {
   const settings = initialSettings();
   writeSettings(settings);
   byId("cli").textContent = cliCommand(settings);
-  const ctx = await requireWebGPU(root);
+  const ctx = await requireBackend(root);
   if (!ctx) {
     byId<HTMLButtonElement>("compute").disabled = true;
     return;
   }
-  byId("adapter").textContent = `WebGPU adapter: ${describeAdapter(ctx)}`;
+  byId("adapter").textContent = backendLine(ctx);
+  if (!ctx.gpu) {
+    // Said once, in place of the 3-D view: the render pipeline needs WebGPU.
+    byId("surface-panel").replaceChildren(
+      el("h2", {}, "3-D surface"),
+      el("p", { class: "hint", id: "surface-missing" }, [
+        "The 3-D surface is drawn by a WebGPU render pipeline, and this page runs on the WebAssembly engine. ",
+        "The contour map shows the same values; open the page with WebGPU (and without ?backend=wasm) for the 3-D view.",
+      ]),
+    );
+  }
   const page = new LandscapePage(ctx);
   byId("compute").addEventListener("click", () => void page.compute());
   byId("controls").addEventListener("submit", (e) => {

@@ -1,10 +1,10 @@
 /// <reference lib="dom" />
 /**
  * Page 1, "Same function, different sharpness" (demos/same-function/): trains a small ReLU net
- * on WebGPU, then lets the user move T_alpha (one alpha per layer, product 1) and a neuron-wise
+ * on WebGPU (or the WebAssembly engine: ?backend=wasm, or where WebGPU is missing), then lets the user move T_alpha (one alpha per layer, product 1) and a neuron-wise
  * rescaling. The decision boundary is drawn from the live parameters (float64 forward pass on a
  * grid, boundary.ts) and stays pixel-identical; the metrics of metrics.ts are recomputed on the
- * GPU after each change, with their history.
+ * same backend after each change, with their history.
  *
  * Query parameters (tests use them for speed): dataset, samples, hidden, epochs, batch, lr, seed
  * (shared/params.ts problemFromQuery) and cells (boundary grid resolution, default 200).
@@ -20,12 +20,12 @@ import { byId, el, metricTable } from "../shared/dom.ts";
 import { isAbortError, showError } from "../shared/errors.ts";
 import { formatNumber } from "../shared/format.ts";
 import { numberParam, problemFromQuery } from "../shared/params.ts";
-import { linePlot, type PlotSeries } from "../shared/plots.ts";
+import { linePlot, type LinePlot, type PlotSeries } from "../shared/plots.ts";
 import { cliCommands, type PreparedProblem, prepareProblem } from "../shared/problem.ts";
 import { markBusy, publish } from "../shared/record.ts";
 import { coalesce, createTask, liveRunner, type Task } from "../shared/tasks.ts";
 import { trainProblem } from "../shared/train.ts";
-import { describeAdapter, requireWebGPU } from "../shared/webgpu.ts";
+import { backendAdapter, backendLabel, backendLine, requireBackend } from "../shared/webgpu.ts";
 import { boundaryGrid, type BoundaryGrid, drawBoundary, gridOutputs, maxAbsDifference } from "./boundary.ts";
 import { costs, METRIC_ROWS, relativeChange, SAME_FUNCTION_CLI_ARGS, SAME_FUNCTION_METRICS, SAME_FUNCTION_OPTIONS, summarize, verdict } from "./metrics.ts";
 
@@ -220,14 +220,17 @@ const invariantPlot = linePlot(byId("plot-invariant"), {
   xIntegers: true,
   series: [],
 });
-const trainingPlot = linePlot(byId("plot-training"), {
-  title: "Training on WebGPU",
-  xLabel: "epoch",
-  yLabel: "loss (log scale)",
-  yLog: true,
-  xIntegers: true,
-  series: [],
-});
+/** Made in main(), once the backend its title names is open. */
+let trainingPlot: LinePlot;
+const makeTrainingPlot = (b: Backend) =>
+  linePlot(byId("plot-training"), {
+    title: `Training on ${backendLabel(b)}`,
+    xLabel: "epoch",
+    yLabel: "loss (log scale)",
+    yLog: true,
+    xIntegers: true,
+    series: [],
+  });
 
 function record(t: Transform, values: Record<string, number>, cost: ReturnType<typeof costs>): void {
   if (!baseline) baseline = values;
@@ -266,7 +269,8 @@ function publishNumbers(): void {
   publish({
     problem: prepared.problem,
     parameters: prepared.parameters,
-    adapter: backend.gpu!.describe(),
+    adapter: backendAdapter(backend),
+    backend: backend.name,
     training: {
       finalTrainLoss: trained!.finalTrainLoss,
       finalTrainAccuracy: trained!.finalTrainAccuracy,
@@ -361,16 +365,17 @@ function showProblem(): void {
 }
 
 async function main(): Promise<void> {
-  const context = await requireWebGPU(app);
+  const context = await requireBackend(app);
   if (!context) {
     // Only the explanation and the message stay: empty panels would look like a broken page.
     document.querySelector(".grid")?.setAttribute("hidden", "");
-    adapterLine.textContent = "No WebGPU: nothing can be computed here.";
+    adapterLine.textContent = "No compute engine: nothing can be computed here.";
     functionCheck.textContent = "";
     return;
   }
   backend = context;
-  adapterLine.textContent = `WebGPU adapter: ${describeAdapter(backend)}`;
+  adapterLine.textContent = backendLine(backend);
+  trainingPlot = makeTrainingPlot(backend);
   prepared = prepareProblem(problemFromQuery());
   buildControls();
   setControlsEnabled(false);

@@ -94,7 +94,7 @@ export function relativeChange(a: number, b: number): number {
 }
 
 /**
- * "invariant" within `tolerance` relative (1e-3: float32 rounding of the GPU run), else "moved".
+ * "invariant" within `tolerance` relative (1e-3: float32 rounding of the WebGPU or wasm run), else "moved".
  */
 export function verdict(now: number, trained: number, tolerance = 1e-3): "invariant" | "moved" {
   return relativeChange(now, trained) <= tolerance ? "invariant" : "moved";

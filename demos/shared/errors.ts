@@ -29,7 +29,7 @@ export function showError(error: unknown, root?: HTMLElement): void {
 
 /**
  * Routes uncaught errors and unhandled rejections into the page (showError) and into
- * window.__demo.error. Called once by requireWebGPU; `root` is where the boxes go.
+ * window.__demo.error. Called once by requireBackend / requireWebGPU; `root` is where the boxes go.
  */
 export function installErrorHandlers(root?: HTMLElement): void {
   if (root) errorHost = root;

@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 /**
  * Page 3, "Hessian spectrum, before and after" (demos/spectrum/): trains the demos' seeded
- * model on WebGPU, then measures the top-k eigenvalues (Lanczos) and the SLQ spectral density of
+ * model on WebGPU (or the WebAssembly engine: ?backend=wasm, or where WebGPU is missing), then measures the top-k eigenvalues (Lanczos) and the SLQ spectral density of
  * its exact Hessian before and after a function-preserving transform (transforms.ts),
  * with one measureMetrics call per model, as `flatness measure --metrics spectrum,density`.
  * Changing the transform re-measures the "after" model (the running measurement is cancelled).
@@ -23,7 +23,7 @@ import { cliCommands, type PreparedProblem, prepareProblem } from "../shared/pro
 import { publish } from "../shared/record.ts";
 import { createTask, liveRunner, type Task } from "../shared/tasks.ts";
 import { trainProblem } from "../shared/train.ts";
-import { describeAdapter, requireWebGPU } from "../shared/webgpu.ts";
+import { backendAdapter, backendLine, requireBackend } from "../shared/webgpu.ts";
 import {
   applySpectrumTransform,
   DEFAULT_SPECTRUM_SETTINGS,
@@ -151,7 +151,8 @@ function publishNumbers(): void {
   publish({
     problem: prepared.problem,
     parameters: prepared.parameters,
-    adapter: backend.gpu!.describe(),
+    adapter: backendAdapter(backend),
+    backend: backend.name,
     settings,
     trainedTheta: Array.from(trained.theta),
     transform: { ...transform, alphas: transformAlphas(prepared.spec, transform), factors: transformFactors(prepared.spec, transform) },
@@ -216,16 +217,16 @@ function onTransformInput(): void {
 }
 
 async function main(): Promise<void> {
-  const context = await requireWebGPU(app);
+  const context = await requireBackend(app);
   if (!context) {
     // Only the explanation and the message stay: empty panels would look like a broken page.
     document.querySelector(".grid")?.setAttribute("hidden", "");
-    byId("adapter").textContent = "No WebGPU: nothing can be computed here.";
+    byId("adapter").textContent = "No compute engine: nothing can be computed here.";
     status.textContent = "";
     return;
   }
   backend = context;
-  byId("adapter").textContent = `WebGPU adapter: ${describeAdapter(backend)}`;
+  byId("adapter").textContent = backendLine(backend);
   prepared = prepareProblem(problemFromQuery());
   settings = {
     k: numberParam("k", DEFAULT_SPECTRUM_SETTINGS.k, { min: 1, max: 50, integer: true }),

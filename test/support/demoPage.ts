@@ -2,7 +2,10 @@
  * Driving the browser demos (demos/index.html, demos/<page>/index.html) from vitest: one server on
  * the repository root and one headless Chromium (test/support/chromium.ts) per test file, pages
  * opened with query parameters, console errors collected, `window.__demo` (demos/shared/record.ts)
- * awaited, screenshots written to test-artifacts/<name>.png where CI keeps its artifacts.
+ * awaited, screenshots written to test-artifacts/<name>.png where CI keeps its artifacts. The
+ * plain server sends no COOP/COEP headers (pages are not cross-origin isolated: the wasm engine
+ * runs on one thread); `openDemo(..., { isolated: true })` uses a second server that sends them, as
+ * `npm run demos` does (worker threads).
  *
  *   const demos = await startDemos();                 // beforeAll (bundles the demos first)
  *   const p = await openDemo(demos, "demos/spectrum/index.html", { k: 3 });
@@ -33,8 +36,10 @@ export interface DemoState {
 
 export interface DemoSession {
   browser: Browser;
-  /** http://127.0.0.1:PORT, serving the repository root. */
+  /** http://127.0.0.1:PORT, serving the repository root (no COOP/COEP headers). */
   url: string;
+  /** The same files with the COOP/COEP headers that make a page cross-origin isolated (SharedArrayBuffer, wasm threads). */
+  isolatedUrl: string;
   close(): Promise<void>;
 }
 
@@ -42,19 +47,23 @@ export interface DemoSession {
 export async function startDemos(options: { bundle?: boolean } = {}): Promise<DemoSession> {
   if (options.bundle !== false) await bundleBrowser();
   const { server, url }: { server: Server; url: string } = await serveDirectory(repoRoot);
+  const isolated: { server: Server; url: string } = await serveDirectory(repoRoot, { isolated: true });
   let browser: Browser;
   try {
     browser = await launchChromium();
   } catch (e) {
     server.close();
+    isolated.server.close();
     throw e;
   }
   return {
     browser,
     url,
+    isolatedUrl: isolated.url,
     async close() {
       await browser.close().catch(() => {});
       server.close();
+      isolated.server.close();
     },
   };
 }
@@ -83,13 +92,14 @@ export interface DemoPage {
 /**
  * Opens `path` (relative to the repository root, e.g. "demos/index.html") with `query` as URL
  * parameters, collecting console errors from the start. The viewport is a laptop's (1280 x 800).
- * `withoutWebGPU` removes navigator.gpu first (the page must then explain, not go blank).
+ * `withoutWebGPU` removes navigator.gpu first (the page must then explain, not go blank);
+ * `isolated` serves it with COOP/COEP (cross-origin isolated, as `npm run demos` does).
  */
 export async function openDemo(
   session: DemoSession,
   path: string,
   query: Record<string, string | number> = {},
-  options: { withoutWebGPU?: boolean } = {},
+  options: { withoutWebGPU?: boolean; isolated?: boolean } = {},
 ): Promise<DemoPage> {
   const page = await session.browser.newPage();
   await page.setViewport({ width: 1280, height: 800 });
@@ -123,7 +133,7 @@ export async function openDemo(
     if (r.status() >= 400) errors.push(`HTTP ${r.status()}: ${r.url()}`);
   });
   const search = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)])).toString();
-  await page.goto(`${session.url}/${path}${search ? `?${search}` : ""}`, { waitUntil: "load" });
+  await page.goto(`${options.isolated ? session.isolatedUrl : session.url}/${path}${search ? `?${search}` : ""}`, { waitUntil: "load" });
 
   const state = () => page.evaluate(() => (window as unknown as { __demo?: DemoState }).__demo ?? null) as Promise<DemoState>;
   const fail = (what: string, s: DemoState | null) =>
