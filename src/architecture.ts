@@ -65,6 +65,45 @@ function pair(v: number | Pair | undefined, fallback: Pair, what: string): Pair 
   return [p[0], p[1]];
 }
 
+/** The keys each module type takes (besides "type"); any other key is refused, never ignored. */
+const MODULE_KEYS: Record<ModuleSpec["type"], { required: string[]; optional: string[] }> = {
+  linear: { required: ["outFeatures"], optional: ["bias"] },
+  conv2d: { required: ["outChannels", "kernel"], optional: ["stride", "padding", "dilation", "groups", "bias"] },
+  maxpool2d: { required: ["kernel"], optional: ["stride", "padding"] },
+  avgpool2d: { required: ["kernel"], optional: ["stride", "padding", "countIncludePad"] },
+  flatten: { required: [], optional: [] },
+  relu: { required: [], optional: [] },
+  leaky_relu: { required: [], optional: ["slope"] },
+};
+
+/**
+ * Refuses a module with an unknown type, a missing required key, an unknown key (PyTorch's
+ * "kernel_size" or "ceil_mode" would otherwise change the net silently) or a key of the wrong
+ * type; `what` names it.
+ */
+function checkModule(m: ModuleSpec, what: string): void {
+  if (typeof m !== "object" || m === null) throw new InputError(`${what}: a module must be an object with a "type", got ${JSON.stringify(m)}`);
+  const keys = MODULE_KEYS[m.type as ModuleSpec["type"]];
+  if (!keys) throw new InputError(`${what}: unknown module type ${JSON.stringify(m.type)} (use ${Object.keys(MODULE_KEYS).join(", ")})`);
+  const record = m as unknown as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (key !== "type" && record[key] !== undefined && !keys.required.includes(key) && !keys.optional.includes(key)) {
+      throw new InputError(`${what}: unknown key "${key}" (${m.type} takes ${[...keys.required, ...keys.optional].join(", ") || "no keys"})`);
+    }
+  }
+  for (const key of keys.required) {
+    if (record[key] === undefined) throw new InputError(`${what}: "${key}" is required`);
+  }
+  for (const key of ["bias", "countIncludePad"]) {
+    if (record[key] !== undefined && typeof record[key] !== "boolean") throw new InputError(`${what}: "${key}" must be true or false, got ${JSON.stringify(record[key])}`);
+  }
+  for (const key of ["outFeatures", "outChannels", "groups", "slope"]) {
+    if (record[key] !== undefined && (typeof record[key] !== "number" || !Number.isFinite(record[key]))) {
+      throw new InputError(`${what}: "${key}" must be a number, got ${JSON.stringify(record[key])}`);
+    }
+  }
+}
+
 function activationOf(m: ModuleSpec): Activation | null {
   if (m.type === "relu") return { kind: "relu" };
   if (m.type === "leaky_relu") return { kind: "leaky_relu", slope: m.slope ?? 0.01 };
@@ -90,7 +129,13 @@ export function specFromArchitecture(arch: Architecture, options: { activation?:
   // What may come next: after a parametric layer, its activation (or the end); after the activation, a pooling.
   let state = "start" as "start" | "layer" | "activated" | "pooled";
   const where = (i: number, m: ModuleSpec) => `module ${i} (${m.type})`;
+  if (!Array.isArray(modules)) throw new InputError(`the architecture's modules must be a list, got ${JSON.stringify(modules)}`);
+  // A leading Flatten of an image input (PyTorch's Sequential(Flatten, Linear, ...)): kept so the tensor names match.
+  let inputShape: [number, number, number] | undefined;
+  // A max pooling met before its activation and moved after it: only a monotone activation allows that.
+  let movedPool = -1;
   modules.forEach((m, i) => {
+    checkModule(m, `module ${i}`);
     const act = activationOf(m);
     if (act) {
       if (state !== "layer") throw new InputError(`${where(i, m)}: an activation must follow a linear or conv2d layer`);
@@ -100,7 +145,10 @@ export function specFromArchitecture(arch: Architecture, options: { activation?:
       return;
     }
     if (m.type === "flatten") {
-      if (shape.length === 3) shape = [shape[0] * shape[1] * shape[2]];
+      if (shape.length === 3) {
+        if (layers.length === 0) inputShape = [shape[0], shape[1], shape[2]];
+        shape = [shape[0] * shape[1] * shape[2]];
+      }
       return;
     }
     if (m.type === "maxpool2d" || m.type === "avgpool2d") {
@@ -111,7 +159,7 @@ export function specFromArchitecture(arch: Architecture, options: { activation?:
         throw new InputError(`${where(i, m)}: average pooling before the activation is not supported (put it after the activation)`);
       }
       if (state !== "layer" && state !== "activated") throw new InputError(`${where(i, m)}: pooling must follow a conv2d layer or its activation`);
-      const kernel = pair(m.kernel, [1, 1], `${where(i, m)} kernel`);
+      const kernel = pair(m.kernel, [0, 0], `${where(i, m)} kernel`);
       const pool: Pool2dSpec = {
         kind: m.type === "maxpool2d" ? "max" : "avg",
         kernel,
@@ -123,7 +171,10 @@ export function specFromArchitecture(arch: Architecture, options: { activation?:
       shape = layerOutputShape(last);
       if (!shape.every((v) => v >= 1)) throw new InputError(`${where(i, m)}: a ${pool.kernel.join("x")} window does not fit the ${layerOutputShape({ ...last, pool: undefined }).slice(1).join("x")} feature map`);
       // Max pooling before the activation: phi(max(z)) = max(phi(z)) for monotone phi; the activation comes next.
-      if (state === "layer") return;
+      if (state === "layer") {
+        movedPool = i;
+        return;
+      }
       state = "pooled";
       return;
     }
@@ -140,7 +191,7 @@ export function specFromArchitecture(arch: Architecture, options: { activation?:
         inHeight: shape[1],
         inWidth: shape[2],
         outChannels: m.outChannels,
-        kernel: pair(m.kernel, [1, 1], `${where(i, m)} kernel`),
+        kernel: pair(m.kernel, [0, 0], `${where(i, m)} kernel`),
         stride: pair(m.stride, [1, 1], `${where(i, m)} stride`),
         padding: pair(m.padding, [0, 0], `${where(i, m)} padding`),
         dilation: pair(m.dilation, [1, 1], `${where(i, m)} dilation`),
@@ -163,6 +214,11 @@ export function specFromArchitecture(arch: Architecture, options: { activation?:
   if (layers.length === 0) throw new InputError("the architecture has no linear or conv2d layer");
   if (state !== "layer") throw new InputError("the last module must be a linear or conv2d layer (the output layer has no activation or pooling)");
   const spec: ModelSpec = { layers, activation: options.activation ?? activation ?? { kind: "relu" } };
+  if (inputShape && !isConv(layers[0])) spec.inputShape = inputShape;
+  const act: Activation = spec.activation;
+  if (movedPool >= 0 && act.kind === "leaky_relu" && act.slope < 0) {
+    throw new InputError(`module ${movedPool} (maxpool2d): max pooling before a leaky ReLU with a negative slope (${act.slope}) is a different function from pooling after it (the activation is not monotone): not supported`);
+  }
   validateSpec(spec);
   return spec;
 }
@@ -170,8 +226,8 @@ export function specFromArchitecture(arch: Architecture, options: { activation?:
 /** The sequential modules of a spec, as specFromArchitecture reads them (Flatten where convolutions meet linear layers). */
 export function architectureOf(spec: ModelSpec): Architecture {
   const first = spec.layers[0];
-  const input = isConv(first) ? [first.inChannels, first.inHeight, first.inWidth] : [first.inFeatures];
-  const modules: ModuleSpec[] = [];
+  const input = isConv(first) ? [first.inChannels, first.inHeight, first.inWidth] : spec.inputShape ? [...spec.inputShape] : [first.inFeatures];
+  const modules: ModuleSpec[] = spec.inputShape && !isConv(first) ? [{ type: "flatten" }] : [];
   const K = spec.layers.length;
   spec.layers.forEach((l, k) => {
     if (isConv(l)) {

@@ -100,6 +100,12 @@ export type LayerSpec = LinearLayerSpec | Conv2dLayerSpec;
 export interface ModelSpec {
   /** The layers, input first; each takes what the previous one gives (see layerInputSize/layerOutputSize). */
   layers: LayerSpec[];
+  /**
+   * A fully connected first layer on images: the per-sample image shape [C, H, W] its input is
+   * flattened from (PyTorch's Sequential(Flatten, Linear, ...), which puts the first Linear at
+   * index 1). Absent for flat inputs and for nets that start with a convolution.
+   */
+  inputShape?: [number, number, number];
   /** The activation of every hidden layer (the output layer is linear). */
   activation: Activation;
 }
@@ -304,12 +310,20 @@ export function validateSpec(spec: ModelSpec): void {
       throw new InputError(`layer ${k} takes ${l.inFeatures} inputs but layer ${k - 1} gives ${layerOutputSize(prev)} outputs`);
     }
   });
+  spec.layers.forEach((l, k) => {
+    if (typeof l.bias !== "boolean") throw new InputError(`layer ${k}: bias must be true or false, got ${JSON.stringify(l.bias)}`);
+  });
+  if (spec.inputShape !== undefined) {
+    const s = spec.inputShape;
+    const first = spec.layers[0];
+    if (!Array.isArray(s) || s.length !== 3 || !s.every(positiveInt)) throw new InputError(`inputShape must be [channels, height, width] of positive integers, got ${JSON.stringify(s)}`);
+    if (isConv(first) || first.inFeatures !== s[0] * s[1] * s[2]) {
+      throw new InputError(`inputShape ${s.join("x")} is for a linear first layer taking ${s[0] * s[1] * s[2]} inputs`);
+    }
+  }
   const a = spec.activation;
   if (a.kind === "leaky_relu") {
     if (!Number.isFinite(a.slope)) throw new InputError(`leaky_relu slope must be finite, got ${a.slope}`);
-    if (a.slope < 0 && spec.layers.some((l) => isConv(l) && l.pool?.kind === "max")) {
-      throw new InputError(`leaky_relu with a negative slope (${a.slope}) is not monotone, so max pooling after it is not positively homogeneous: not supported`);
-    }
   } else if (a.kind !== "relu") {
     throw new InputError(`unsupported activation ${(a as { kind: string }).kind}: use relu or leaky_relu`);
   }
@@ -318,13 +332,13 @@ export function validateSpec(spec: ModelSpec): void {
 /**
  * PyTorch nn.Sequential module index of each parametric layer: every layer is one module, then
  * one for the activation (hidden layers), one for the pooling, and one Flatten where a convolution
- * meets a linear layer. An MLP's layer k sits at 2k; Conv, ReLU, MaxPool, Flatten, Linear puts the
- * Linear at 4.
+ * meets a linear layer or before a first linear layer on images (inputShape). An MLP's layer k sits
+ * at 2k; Conv, ReLU, MaxPool, Flatten, Linear puts the Linear at 4; Flatten, Linear, ReLU, Linear at 1 and 3.
  */
 export function moduleIndices(spec: ModelSpec): number[] {
   const K = spec.layers.length;
   const indices: number[] = [];
-  let next = 0;
+  let next = spec.inputShape ? 1 : 0; // a leading Flatten is module 0
   spec.layers.forEach((l, k) => {
     indices.push(next);
     next += 1 + (k + 1 < K ? 1 : 0);

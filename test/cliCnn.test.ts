@@ -45,6 +45,12 @@ describe("measure on a CNN state dict with --architecture and --dataset mnist", 
     const expected = await new ReferenceObjective(spec, split.test, "ce").loss(theta);
     expect(json.loss).toBeCloseTo(expected, 12);
     expect(json.samples ?? split.test.n).toBe(split.test.n);
+    // --test-fraction 0, as train's: every one of the 40 digits is the training part.
+    const all = flatness(["measure", "--model", join(dir, "cnn.safetensors"), "--architecture", join(dir, "cnn.json"), "--dataset", "mnist",
+      "--dataset-samples", "40", "--dataset-seed", "5", "--test-fraction", "0", "--loss", "ce", "--metrics", "path-norm", "--backend", "cpu", "--json"]);
+    expect(all.status, all.stderr).toBe(0);
+    const { dataset } = await loadImageSplit("mnist", { samples: 40, seed: 5 });
+    expect(JSON.parse(all.stdout).loss).toBeCloseTo(await new ReferenceObjective(spec, dataset.data, "ce").loss(theta), 12);
   }, 60_000);
 
   it("without --architecture the bare state dict is refused with a pointer to the docs; wrong combinations exit 2 with one clear line", () => {
@@ -58,6 +64,8 @@ describe("measure on a CNN state dict with --architecture and --dataset mnist", 
       [["measure", "--model", model, "--architecture", join(dir, "cnn.json"), "--dataset", "mnist", "--loss", "mse"], /use --loss ce/],
       [["measure", "--model", model, "--architecture", join(dir, "cnn.json"), "--dataset", "digits", "--loss", "ce"], /--dataset digits: use mnist or fashion-mnist/],
       [["audit", "--model", model, "--architecture", join(dir, "missing.json"), "--dataset", "mnist", "--loss", "ce"], /missing\.json/],
+      [["measure", "--model", model, "--architecture", join(dir, "cnn.json"), "--dataset", "mnist", "--test-fraction", "0", "--split", "test", "--loss", "ce"], /--split test needs a test part/],
+      [["measure", "--model", model, "--architecture", join(dir, "cnn.json"), "--data", "x.npy", "--labels", "y.npy", "--test-fraction", "0.3", "--loss", "ce"], /--test-fraction goes with --dataset/],
     ];
     for (const [args, message] of cases) {
       const r = flatness(args);

@@ -35,6 +35,7 @@ export const MODEL_DATA_ARGS = {
   dataset: { type: "string" },
   "dataset-samples": { type: "string" },
   "dataset-seed": { type: "string" },
+  "test-fraction": { type: "string" },
   split: { type: "string" },
 } as const;
 
@@ -43,7 +44,8 @@ export const MODEL_DATA_HELP = `  --architecture A     the architecture of a saf
                        file {"input": [C, H, W], "modules": [...]} (docs/model-format.md)
   --dataset D          built-in images instead of --data/--labels: ${IMAGE_DATASETS.join(" or ")} (loss ce), split
                        as \`flatness train --dataset D\` splits them: --dataset-samples N (default 1000, as
-                       train), --dataset-seed S (train's --seed, default 0), --split train|test (default train)`;
+                       train), --dataset-seed S (train's --seed, default 0), --test-fraction F (train's,
+                       default 0.2; 0: every sample is train), --split train|test (default train)`;
 
 /** The values MODEL_DATA_ARGS parse to. */
 export interface ModelDataValues {
@@ -51,6 +53,7 @@ export interface ModelDataValues {
   dataset?: string;
   "dataset-samples"?: string;
   "dataset-seed"?: string;
+  "test-fraction"?: string;
   split?: string;
 }
 
@@ -74,7 +77,7 @@ function nonNegativeInteger(name: string, value: string | undefined, fallback: n
 export async function loadBuiltinImages(values: ModelDataValues, loss: LossKind, model: LoadedModel, dataPath: string | undefined): Promise<Dataset | null> {
   const name = values.dataset;
   if (name === undefined) {
-    for (const key of ["dataset-samples", "dataset-seed", "split"] as const) {
+    for (const key of ["dataset-samples", "dataset-seed", "test-fraction", "split"] as const) {
       if (values[key] !== undefined) throw new InputError(`--${key} goes with --dataset`);
     }
     return null;
@@ -86,7 +89,16 @@ export async function loadBuiltinImages(values: ModelDataValues, loss: LossKind,
   if (split !== "train" && split !== "test") throw new InputError(`--split must be train or test, got '${split}'`);
   const samples = nonNegativeInteger("dataset-samples", values["dataset-samples"], 1000, 1);
   const seed = nonNegativeInteger("dataset-seed", values["dataset-seed"], 0, 0);
-  const { split: parts } = await loadImageSplit(name, { samples, seed });
+  const fraction = values["test-fraction"] === undefined ? 0.2 : Number(values["test-fraction"]);
+  if (!(fraction >= 0 && fraction < 1)) throw new InputError(`--test-fraction must be in [0, 1), got '${values["test-fraction"]}'`);
+  if (fraction === 0) {
+    // As train with --test-fraction 0: every sample trains, there is no test part.
+    if (split === "test") throw new InputError("--split test needs a test part: --test-fraction above 0");
+    const { dataset } = await loadImageSplit(name, { samples, seed });
+    validateDataset(model.model.spec, dataset.data, loss);
+    return dataset.data;
+  }
+  const { split: parts } = await loadImageSplit(name, { samples, seed, testFraction: fraction });
   const data = split === "train" ? parts.train : parts.test;
   validateDataset(model.model.spec, data, loss);
   return data;

