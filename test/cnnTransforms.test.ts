@@ -18,11 +18,8 @@ import { parseArchitecture } from "../src/architecture.ts";
 import { audit } from "../src/audit/audit.ts";
 import type { Backend } from "../src/backend/types.ts";
 import { cpuBackend } from "../src/backend/mod.ts";
-import type { Dataset } from "../src/data.ts";
 import {
   isConv,
-  type LossKind,
-  type ModelSpec,
   mlpSpec,
   outputWidth,
   parameterLayout,
@@ -44,14 +41,9 @@ import { WeightNormalization } from "../src/reparam/weightNorm.ts";
 import { alphaScale, alphaScaleDiagonal } from "../src/transforms/alphaScale.ts";
 import { epsilonSharpnessConstruction, flatten, sharpen, sharpenCount } from "../src/transforms/constructions.ts";
 import { neuronScale, neuronScaleDiagonal, randomNeuronFactors } from "../src/transforms/neuronScale.ts";
+import { type CnnCase, makeCnnCase } from "./support/cnn.ts";
 import { assertClose } from "./support/numeric.ts";
 
-interface CnnCase {
-  spec: ModelSpec;
-  data: Dataset;
-  theta: Float64Array;
-  reference: ReferenceObjective;
-}
 
 /** Tiny CNNs covering every layer kind; parameter counts in the comments. */
 const CASES: { name: string; arch: string; input: number[] }[] = [
@@ -69,28 +61,6 @@ const CASES: { name: string; arch: string; input: number[] }[] = [
   { name: "leaky ReLU, avg pool padding, bias-free linear", arch: "conv(2,2),leaky_relu(0.1),avgpool(3,stride=2,padding=1,count_include_pad=false),flatten,linear(2,bias=false)", input: [1, 5, 5] },
 ];
 
-function makeCnnCase(arch: string, input: number[], loss: LossKind, seed: number, n = 4): CnnCase {
-  const spec = parseArchitecture(arch, input);
-  const dim = parameterLayout(spec).dim;
-  const d = input.reduce((a, b) => a * b, 1);
-  const c = outputWidth(spec);
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const rng = new Rng(seed + 1000 * attempt);
-    const data: Dataset = {
-      n,
-      features: d,
-      x: Float32Array.from({ length: n * d }, () => rng.normal()),
-      labels: loss === "mse" ? undefined : Int32Array.from({ length: n }, () => rng.int(loss === "ce" ? c : 2)),
-      targets: loss === "mse" ? Float32Array.from({ length: n * c }, () => rng.normal()) : undefined,
-      imageShape: input as [number, number, number],
-    };
-    const theta = Float64Array.from({ length: dim }, () => 0.6 * rng.normal());
-    const reference = new ReferenceObjective(spec, data, loss);
-    // Away from the ReLU kinks and max-pooling ties, where finite and large rescalings stay exact.
-    if (reference.minHiddenPreactivation(theta) > 1e-3) return { spec, data, theta, reference };
-  }
-  throw new Error(`no draw away from the kinks for ${arch}`);
-}
 
 function maxAbs(v: ArrayLike<number>): number {
   let m = 0;

@@ -9,9 +9,10 @@
 import { describe, expect, it } from "vitest";
 import { parseArchitecture } from "../src/architecture.ts";
 import type { Dataset } from "../src/data.ts";
-import { convOutputShape, isConv, type LossKind, type ModelSpec, outputWidth, parameterLayout, poolOutputShape } from "../src/model.ts";
+import { convOutputShape, isConv, type LossKind, type ModelSpec, parameterLayout, poolOutputShape } from "../src/model.ts";
 import { Rng } from "../src/random.ts";
 import { ReferenceObjective } from "../src/reference/engine.ts";
+import { makeCnnCase } from "./support/cnn.ts";
 import { assertClose } from "./support/numeric.ts";
 
 /** Tiny CNNs: every layer kind and option, <= 60 parameters each. */
@@ -27,34 +28,12 @@ const CASES: { name: string; arch: string; input: number[]; activation?: "leaky"
   { name: "conv output layer", arch: "conv(2,2),relu,maxpool(2),conv(1,2)", input: [1, 6, 6] },
 ];
 
-function makeCnnCase(arch: string, input: number[], loss: LossKind, seed: number) {
-  const spec = parseArchitecture(arch, input);
-  const dim = parameterLayout(spec).dim;
-  const d = input.reduce((a, b) => a * b, 1);
-  const c = outputWidth(spec);
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const rng = new Rng(seed + 1000 * attempt);
-    const n = 3;
-    const data: Dataset = {
-      n,
-      features: d,
-      x: Float32Array.from({ length: n * d }, () => rng.normal()),
-      labels: loss === "mse" ? undefined : Int32Array.from({ length: n }, () => rng.int(loss === "ce" ? c : 2)),
-      targets: loss === "mse" ? Float32Array.from({ length: n * c }, () => rng.normal()) : undefined,
-      imageShape: input as [number, number, number],
-    };
-    const theta = Float64Array.from({ length: dim }, () => 0.6 * rng.normal());
-    const reference = new ReferenceObjective(spec, data, loss);
-    if (reference.minHiddenPreactivation(theta) > 1e-3) return { spec, data, theta, reference };
-  }
-  throw new Error(`no draw away from the kinks for ${arch}`);
-}
 
 /** PyTorch's definitions, written out directly (no tap tables, no shared code with the engine). */
 function directForward(spec: ModelSpec, theta: Float64Array, x: Float32Array, n: number): Float64Array {
   const layout = parameterLayout(spec);
   const slope = spec.activation.kind === "leaky_relu" ? spec.activation.slope : 0;
-  let a = Float64Array.from(x);
+  let a: Float64Array = Float64Array.from(x);
   spec.layers.forEach((l, k) => {
     const { weightOffset: w, biasOffset: b } = layout.layers[k];
     let z: Float64Array;
@@ -124,7 +103,7 @@ describe("reference engine on convolutional nets", () => {
       if (loss === "logistic" && !c.arch.endsWith("linear(2)")) continue;
       const arch = loss === "logistic" ? c.arch.replace(/linear\(2\)$/, "linear(1)") : c.arch;
       it(`${c.name} (${loss}): outputs follow PyTorch's definitions, gradient and HVP match finite differences, dense Hessian symmetric`, async () => {
-        const t = makeCnnCase(arch, c.input, loss, 11);
+        const t = makeCnnCase(arch, c.input, loss, 11, 3);
         const n = t.theta.length;
         expect(n).toBeLessThanOrEqual(60);
         assertClose("outputs", await t.reference.outputs(t.theta), directForward(t.spec, t.theta, t.data.x, t.data.n), 1e-12, 1e-14);
@@ -159,7 +138,7 @@ describe("reference engine on convolutional nets", () => {
   }
 
   it("negative control: dropping the cross-layer terms (Gauss-Newton) breaks the finite-difference check on a CNN", async () => {
-    const t = makeCnnCase(CASES[0].arch, CASES[0].input, "ce", 11);
+    const t = makeCnnCase(CASES[0].arch, CASES[0].input, "ce", 11, 3);
     const n = t.theta.length;
     const v = new Rng(5).normals(n);
     const gn = new Float64Array(n);

@@ -15,23 +15,19 @@ import type { Dataset } from "../src/data.ts";
 import { measureMetrics } from "../src/metrics/suite.ts";
 import {
   type Activation,
-  type Conv2dLayerSpec,
   inputWidth,
-  type LayerSpec,
   LOSS_KINDS,
   type LossKind,
   type ModelSpec,
   outputWidth,
-  type Pair,
   parameterLayout,
-  type Pool2dSpec,
-  validateSpec,
 } from "../src/model.ts";
 import { ReferenceObjective } from "../src/reference/engine.ts";
 import { Rng } from "../src/random.ts";
 import { alphaScale, alphaScaleDiagonal } from "../src/transforms/alphaScale.ts";
 import { WasmObjective } from "../src/wasm/objective.ts";
 import { WasmRuntime } from "../src/wasm/runtime.ts";
+import { conv, linear, spec } from "./support/cnn.ts";
 import { assertClose, makeCase, type TestCase } from "./support/numeric.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -214,39 +210,6 @@ describe("wasm engine: MLP grid against float64", () => {
 
 // ---- convolutions --------------------------------------------------------------------------
 
-interface ConvOptions {
-  in: [number, number, number];
-  out: number;
-  kernel?: Pair;
-  stride?: Pair;
-  padding?: Pair;
-  dilation?: Pair;
-  groups?: number;
-  bias?: boolean;
-  pool?: Partial<Pool2dSpec> & { kind: "max" | "avg" };
-}
-
-function conv(o: ConvOptions): Conv2dLayerSpec {
-  const l: Conv2dLayerSpec = {
-    kind: "conv2d", inChannels: o.in[0], inHeight: o.in[1], inWidth: o.in[2], outChannels: o.out,
-    kernel: o.kernel ?? [3, 3], stride: o.stride ?? [1, 1], padding: o.padding ?? [0, 0], dilation: o.dilation ?? [1, 1],
-    groups: o.groups ?? 1, bias: o.bias ?? true,
-  };
-  if (o.pool) {
-    const k = o.pool.kernel ?? [2, 2];
-    l.pool = { kind: o.pool.kind, kernel: k, stride: o.pool.stride ?? k, padding: o.pool.padding ?? [0, 0] };
-    if (o.pool.countIncludePad !== undefined) l.pool.countIncludePad = o.pool.countIncludePad;
-  }
-  return l;
-}
-
-const linear = (inFeatures: number, outFeatures: number, bias = true): LayerSpec => ({ inFeatures, outFeatures, bias });
-
-function spec(layers: LayerSpec[], activation: Activation = { kind: "relu" }): ModelSpec {
-  const s = { layers, activation };
-  validateSpec(s);
-  return s;
-}
 
 /** A seeded problem (He-normal weights rounded to f32) whose kinks stay `margin` away. */
 function problem(s: ModelSpec, n: number, loss: LossKind, seed: number, margin = 2e-5) {

@@ -13,21 +13,16 @@ import { GpuBatchLoss } from "../../src/landscape/gpuBatchLoss.ts";
 import { webgpuBackend } from "../../src/backend/webgpu.ts";
 import type { Dataset } from "../../src/data.ts";
 import {
-  type Activation,
-  type Conv2dLayerSpec,
   inputWidth,
-  type LayerSpec,
   type LossKind,
   mlpSpec,
   type ModelSpec,
   outputWidth,
-  type Pair,
   parameterLayout,
-  type Pool2dSpec,
-  validateSpec,
 } from "../../src/model.ts";
 import { ReferenceObjective } from "../../src/reference/engine.ts";
 import { Rng } from "../../src/random.ts";
+import { conv, linear, spec } from "../support/cnn.ts";
 import { assertClose } from "../support/numeric.ts";
 import { check, expectThrows } from "../gpu/harness.ts";
 
@@ -51,49 +46,6 @@ function gpuCase(name: string, fn: () => Promise<void>) {
   });
 }
 
-interface ConvOptions {
-  in: [number, number, number];
-  out: number;
-  kernel?: Pair;
-  stride?: Pair;
-  padding?: Pair;
-  dilation?: Pair;
-  groups?: number;
-  bias?: boolean;
-  pool?: Partial<Pool2dSpec> & { kind: "max" | "avg" };
-}
-
-function conv(o: ConvOptions): Conv2dLayerSpec {
-  const l: Conv2dLayerSpec = {
-    kind: "conv2d",
-    inChannels: o.in[0],
-    inHeight: o.in[1],
-    inWidth: o.in[2],
-    outChannels: o.out,
-    kernel: o.kernel ?? [3, 3],
-    stride: o.stride ?? [1, 1],
-    padding: o.padding ?? [0, 0],
-    dilation: o.dilation ?? [1, 1],
-    groups: o.groups ?? 1,
-    bias: o.bias ?? true,
-  };
-  if (o.pool) {
-    const k = o.pool.kernel ?? [2, 2];
-    l.pool = { kind: o.pool.kind, kernel: k, stride: o.pool.stride ?? k, padding: o.pool.padding ?? [0, 0] };
-    if (o.pool.countIncludePad !== undefined) l.pool.countIncludePad = o.pool.countIncludePad;
-  }
-  return l;
-}
-
-function linear(inFeatures: number, outFeatures: number, bias = true): LayerSpec {
-  return { inFeatures, outFeatures, bias };
-}
-
-function spec(layers: LayerSpec[], activation: Activation = { kind: "relu" }): ModelSpec {
-  const s = { layers, activation };
-  validateSpec(s);
-  return s;
-}
 
 interface Problem {
   spec: ModelSpec;
