@@ -3,7 +3,7 @@ import { type Dataset, validateDataset } from "../data.ts";
 import { InputError } from "../errors.ts";
 import { IMAGE_DATASETS, isImageDatasetName } from "../imageDatasets.ts";
 import { readFileBytes } from "../io/files.ts";
-import { loadImageSplit } from "../io/imageDatasets.ts";
+import { loadImageDataset, loadImageSplit } from "../io/imageDatasets.ts";
 import { loadDatasetFiles, loadModelFile } from "../io/load.ts";
 import type { LoadedModel } from "../io/modelFile.ts";
 import { type Activation, type LossKind, LOSS_KINDS } from "../model.ts";
@@ -94,7 +94,7 @@ export async function loadBuiltinImages(values: ModelDataValues, loss: LossKind,
   if (fraction === 0) {
     // As train with --test-fraction 0: every sample trains, there is no test part.
     if (split === "test") throw new InputError("--split test needs a test part: --test-fraction above 0");
-    const { dataset } = await loadImageSplit(name, { samples, seed });
+    const dataset = await loadImageDataset(name, { samples, seed });
     validateDataset(model.model.spec, dataset.data, loss);
     return dataset.data;
   }

@@ -16,7 +16,7 @@ import { type Objective, withVectors } from "../objective.ts";
 import { accuracy } from "../train/evaluate.ts";
 import { trainModel } from "../train/trainModel.ts";
 import { sharpen } from "../transforms/sharpen.ts";
-import { BIAS_CONTROL, cached, type Claim, claimAlphaScale, fmt, relativeDifference, type ReproduceContext, withObjective, isF32 } from "./context.ts";
+import { BIAS_CONTROL, cached, type Claim, claimAlphaScale, fmt, relativeDifference, type ReproduceContext, withObjective, isF32, outputTolerance } from "./context.ts";
 
 interface Measured {
   topEigenvalue: number;
@@ -116,7 +116,7 @@ export const keskarExperiment: Claim = {
     const flipped = after.topEigenvalue > m[sharper].topEigenvalue && after.epsilonSharpness > m[sharper].epsilonSharpness;
     // Same predictions, compared within f32 rounding: the outputs to a relative tolerance, and the
     // predicted class of every test sample whose top two logits are not tied at that tolerance.
-    const outputTol = isF32(ctx) ? 1e-5 : 1e-10;
+    const outputTol = outputTolerance(ctx);
     const predictions = changedPredictions(m[flatter].testOutputs, after.testOutputs, 3, outputTol);
     const accuracyKept = predictions.changed === 0 && Math.abs(after.testAccuracy - m[flatter].testAccuracy) <= predictions.ties / split.test.n;
     const flatGeneralizesBetter = m[flatter].testAccuracy >= m[sharper].testAccuracy;

@@ -24,11 +24,10 @@ import { loadImageDataset } from "../io/imageDatasets.ts";
 import { parseArchitecture } from "../architecture.ts";
 import { epsilonSharpness } from "../metrics/sharpness.ts";
 import { type ModelSpec, parameterLayout } from "../model.ts";
-import { withVectors } from "../objective.ts";
 import { accuracy } from "../train/evaluate.ts";
 import { trainModel } from "../train/trainModel.ts";
 import { alphaScale } from "../transforms/alphaScale.ts";
-import { BIAS_CONTROL, cached, type Claim, type ReproduceContext, fmt, isControl, isF32, relativeDifference, singleAlphaBiasScale, withObjective } from "./context.ts";
+import { BIAS_CONTROL, cached, type Claim, type ReproduceContext, fmt, isControl, isF32, relativeDifference, singleAlphaBiasScale, withObjective, outputTolerance } from "./context.ts";
 
 /** Keskar et al.'s radii of Metric 2.1. */
 const EPSILONS = [1e-3, 5e-4];
@@ -157,7 +156,7 @@ export const keskarMnistExperiment: Claim = {
       });
       for (const [i, mm] of [...m, a].entries()) bars.push({ category: `${net.name.split(" ")[0]} ${i < 2 ? label(i) : `${label(flatter)} after T_alpha`}`, value: mm.sharpness[0] });
     }
-    const tolerance = isF32(ctx) ? 1e-5 : 1e-10;
+    const tolerance = outputTolerance(ctx);
     return {
       measured: sentences.join("; "),
       expected: `for each net, after T_alpha the flatter minimum is sharper than the other at both radii, with the same test predictions (test outputs equal within ${isF32(ctx) ? "f32" : "float64"} rounding, <= ${tolerance} relative)`,

@@ -16,22 +16,7 @@ import { denseHessian, topEigenvalue as lanczosTop } from "../transforms/constru
 import { epsilonSharpnessConstruction } from "../transforms/epsilonConstruction.ts";
 import { sharpen, sharpenCount } from "../transforms/sharpen.ts";
 import type { PlotSpec } from "./html.ts";
-import {
-  BIAS_CONTROL,
-  blockDiagonalHvp,
-  type Claim,
-  claimAlphaScale,
-  endAlphas,
-  fmt,
-  isControl,
-  isF32,
-  type NegativeControl,
-  type ReproduceContext,
-  relativeDifference,
-  teacherProblem,
-  teacherSpec,
-  withObjective,
-} from "./context.ts";
+import { BIAS_CONTROL, blockDiagonalHvp, type Claim, claimAlphaScale, endAlphas, fmt, isControl, isF32, type NegativeControl, type ReproduceContext, relativeDifference, teacherProblem, teacherSpec, withObjective, outputTolerance } from "./context.ts";
 import { ballProjection, boxProjection, projectedAscent } from "./ascent.ts";
 
 /** lambda_max(H) at a host theta: the constructions' Lanczos estimate (tol 1e-6). */
@@ -82,7 +67,7 @@ export const sharpenTheorem4: Claim = {
       }
       return { rows, sweep, k };
     });
-    const tol = isF32(ctx) ? 1e-5 : 1e-10;
+    const tol = outputTolerance(ctx);
     const pass = r.rows.every((x) => x.topEigenvalue >= x.target && x.relativeOutputDifference <= tol);
     const plots: PlotSpec[] = [{
       id: "eigenvalue-alpha",
@@ -208,7 +193,7 @@ export const sharpenTheorem5: Claim = {
       );
       return { ...c, recount: ritz.eigenvalues.filter((e) => e > M).length };
     });
-    const tol = isF32(ctx) ? 1e-5 : 1e-10;
+    const tol = outputTolerance(ctx);
     return {
       measured: `${r.recount} eigenvalues above ${fmt(M)} by Lanczos (sharpenCount's ${r.method} count ${r.countAbove}; was ${r.originalCountAbove}); r = ${r.rank}, min_k n_k = ${r.unamplified}, guaranteed ${r.guaranteedCount}; outputs ${fmt(r.functionCheck.relativeDifference)}`,
       expected: `>= r - min_k n_k = ${r.guaranteedCount} (both counts), outputs equal to ${tol}`,

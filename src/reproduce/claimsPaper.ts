@@ -34,7 +34,7 @@ import { powerFamily } from "../reparam/powerFamily.ts";
 import { type Reparametrization, checkArguments, checkVector } from "../reparam/reparametrization.ts";
 import { WeightNormalization } from "../reparam/weightNorm.ts";
 import { alphaScaleDiagonal, homogeneousAlphaScale } from "../transforms/alphaScale.ts";
-import { cached, type Claim, type NegativeControl, type ReproduceContext, fmt, isF32, relativeDifference, teacherProblem, teacherSpec, withObjective } from "./context.ts";
+import { cached, type Claim, type NegativeControl, type ReproduceContext, fmt, outputTolerance, relativeDifference, teacherProblem, teacherSpec, withObjective } from "./context.ts";
 
 /** ctx.control when it is one of `controls` (undefined on the real run); an unknown id throws. */
 function activeControl(ctx: ReproduceContext, claim: number, controls: NegativeControl[]): string | undefined {
@@ -58,10 +58,6 @@ export function logLogSlope(x: number[], y: number[]): number {
 }
 
 /** Relative output tolerance of an identity that holds exactly in real arithmetic (f32 or float64 rounding). */
-function outputTolerance(ctx: ReproduceContext): number {
-  return isF32(ctx) ? 1e-5 : 1e-10;
-}
-
 /** lambda_max of a Hessian operator (Lanczos, tol 1e-7). */
 async function topEigenvalue<V>(f: Objective<V>, theta: V, seed: number): Promise<number> {
   return (await lanczosEigenpairs(hessianOperator(f, theta), { k: 1, seed, tol: 1e-7 })).eigenvalues[0];

@@ -132,11 +132,9 @@ export const criticalPoint: Claim = {
         f.dispose();
       }
     };
-    const r = isControl(ctx, "gauss-newton")
-      ? await (async () => {
-        const ref = new ReferenceObjective(p.spec, p.data, "mse");
-        return inspect(withHvp(ref, (t, x, out) => ref.gaussNewtonProduct(t, x, out)) as Objective<unknown>);
-      })()
+    const reference = isControl(ctx, "gauss-newton") ? new ReferenceObjective(p.spec, p.data, "mse") : null;
+    const r = reference
+      ? await inspect(withHvp(reference, (t, x, out) => reference.gaussNewtonProduct(t, x, out)) as Objective<unknown>)
       : await withObjective(ctx, p.spec, p.data, "mse", [], (inner) => inspect(inner));
     const tol = isF32(ctx) ? 1e-4 : 1e-8;
     const fdTol = isF32(ctx) ? 2e-2 : 1e-5;

@@ -85,6 +85,11 @@ export function identityTolerance(ctx: ReproduceContext): number {
   return isF32(ctx) ? 1e-4 : 1e-9;
 }
 
+/** Relative tolerance for a model's outputs that a function-preserving map must keep: rounding of the engine's precision. */
+export function outputTolerance(ctx: ReproduceContext): number {
+  return isF32(ctx) ? 1e-5 : 1e-10;
+}
+
 /** Data x ~ N(0, I) (f32) with targets the outputs of `theta` on it: theta is an exact minimum of the mse. */
 export async function teacherProblem(spec: ModelSpec, n: number, seed: number): Promise<{ spec: ModelSpec; data: Dataset; theta: Float64Array }> {
   const rng = new Rng(seed);
