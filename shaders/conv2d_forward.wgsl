@@ -34,32 +34,26 @@ const PX: u32 = 4u;
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let wl = linearGroup(wid, groups);
   let cpg = p.inC / p.groups;
   let opg = p.outC / p.groups;
-  let blocks = (opg + OB - 1u) / OB;
-  var r = wl / p.spatialGroups;
-  let blk = r % (blocks * p.groups);
-  let b = r / (blocks * p.groups);
-  let t = (wl % p.spatialGroups) * 256u + lid.x;
-  if (b >= p.batch || t >= p.count) {
+  // OB output channels of a group x PX output columns of one row.
+  let cell = channelBlock(lid.x, linearGroup(wid, groups), opg, OB, PX, p.outH, p.outW);
+  if (!cell.inside) {
     return;
   }
-  let xBlocks = (p.outW + PX - 1u) / PX;
-  let ox0 = (t % xBlocks) * PX;
-  r = t / xBlocks;
-  let oy = r % p.outH;
-  let s = r / p.outH;
-  let g = blk / blocks;
-  let first = (blk % blocks) * OB;
-  let valid = min(OB, opg - first);
-  let o0 = g * opg + first;
+  let b = cell.b;
+  let s = cell.s;
+  let g = cell.g;
+  let oy = cell.y;
+  let ox0 = cell.x0;
+  let valid = cell.valid;
+  let xValid = cell.xValid;
+  let o0 = g * opg + cell.first;
   let inPlane = p.inH * p.inW;
   let taps = p.kh * p.kw;
   let wStride = cpg * taps;
   let y0 = i32(oy * p.sh) - i32(p.ph);
   let x0 = i32(ox0 * p.sw) - i32(p.pw);
-  let xValid = min(PX, p.outW - ox0);
   var acc: array<f32, 32>; // [OB][PX]
   for (var half = 0u; half < 2u; half++) {
     if (half == 1u && (p.flags & CONV_PAIR) == 0u) {

@@ -33,26 +33,21 @@ const PX: u32 = 4u;
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let wl = linearGroup(wid, groups);
   let cpg = p.inC / p.groups;
   let opg = p.outC / p.groups;
-  let blocks = (cpg + CB - 1u) / CB;
-  var r = wl / p.spatialGroups;
-  let blk = r % (blocks * p.groups);
-  let b = r / (blocks * p.groups);
-  let t = (wl % p.spatialGroups) * 256u + lid.x;
-  if (b >= p.batch || t >= p.count) {
+  // CB input channels of a group x PX input columns of one row.
+  let cell = channelBlock(lid.x, linearGroup(wid, groups), cpg, CB, PX, p.inH, p.inW);
+  if (!cell.inside) {
     return;
   }
-  let xBlocks = (p.inW + PX - 1u) / PX;
-  let x0 = (t % xBlocks) * PX;
-  r = t / xBlocks;
-  let y = r % p.inH;
-  let s = r / p.inH;
-  let g = blk / blocks;
-  let first = (blk % blocks) * CB;
-  let valid = min(CB, cpg - first);
-  let xValid = min(PX, p.inW - x0);
+  let b = cell.b;
+  let s = cell.s;
+  let g = cell.g;
+  let y = cell.y;
+  let x0 = cell.x0;
+  let first = cell.first;
+  let valid = cell.valid;
+  let xValid = cell.xValid;
   let taps = p.kh * p.kw;
   let outPlane = p.outH * p.outW;
   let oStride = cpg * taps;

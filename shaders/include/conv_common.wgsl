@@ -46,3 +46,45 @@ fn linearGroup(wid: vec3<u32>, groups: vec3<u32>) -> u32 {
 fn maskedBy(x: f32, z: f32, slope: f32) -> f32 {
   return select(slope * x, x, z > 0.0);
 }
+
+/**
+ * What one invocation of the channel-blocked kernels (conv2d_forward, conv2d_input_grad) computes:
+ * a block of up to `block` of a group's `perGroup` channels, for one sample s, one row y and up to
+ * `columns` consecutive columns from x0 of a `height` x `width` plane. Workgroups run over
+ * (direction b, group g, channel block); the 256 lanes of p.spatialGroups workgroups over
+ * (sample, row, column block). `inside` is false past the dispatch's extent (p.batch, p.count).
+ */
+struct ChannelBlock {
+  inside: bool,
+  b: u32,
+  g: u32,
+  first: u32,
+  valid: u32,
+  s: u32,
+  y: u32,
+  x0: u32,
+  xValid: u32,
+}
+
+fn channelBlock(lane: u32, wl: u32, perGroup: u32, block: u32, columns: u32, height: u32, width: u32) -> ChannelBlock {
+  var cell: ChannelBlock;
+  let blocks = (perGroup + block - 1u) / block;
+  let r = wl / p.spatialGroups;
+  let blk = r % (blocks * p.groups);
+  cell.b = r / (blocks * p.groups);
+  let t = (wl % p.spatialGroups) * 256u + lane;
+  cell.inside = cell.b < p.batch && t < p.count;
+  if (!cell.inside) {
+    return cell;
+  }
+  let xBlocks = (width + columns - 1u) / columns;
+  cell.x0 = (t % xBlocks) * columns;
+  let rest = t / xBlocks;
+  cell.y = rest % height;
+  cell.s = rest / height;
+  cell.g = blk / blocks;
+  cell.first = (blk % blocks) * block;
+  cell.valid = min(block, perGroup - cell.first);
+  cell.xValid = min(columns, width - cell.x0);
+  return cell;
+}
